@@ -1,0 +1,110 @@
+//! Hypervisor conformance on KVM: each test calls one generic body of `conformance` with a
+//! `KvmHypervisor`. They run wherever `/dev/kvm` is usable, KVM-PVM included (small payloads run
+//! there), and print `SKIP: <reason>` otherwise.
+
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod conformance;
+
+use lcow_hypervisor::kvm::{kvm_kind, KvmHypervisor, KvmKind, KvmVm};
+use lcow_hypervisor::{Capability, Datamatch, IoEventAddress, Vm, VmLinuxExt};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use conformance::harness::{run_to_hlt, Access, Guest};
+
+/// The KVM backend, or `None` after printing why the test is skipped.
+fn kvm() -> Option<KvmHypervisor> {
+    let kind = kvm_kind();
+    if kind == KvmKind::Missing {
+        eprintln!("SKIP: {}", kind.explain());
+        return None;
+    }
+    match KvmHypervisor::new() {
+        Ok(hv) => Some(hv),
+        Err(e) => {
+            eprintln!("SKIP: /dev/kvm is not usable ({kind}): {e}");
+            None
+        }
+    }
+}
+
+/// One line per behaviour: `kvm_test!(test name, conformance body)`.
+macro_rules! kvm_test {
+    ($test:ident, $body:ident) => {
+        #[test]
+        fn $test() {
+            if let Some(hv) = kvm() {
+                conformance::$body(&hv);
+            }
+        }
+    };
+}
+
+kvm_test!(test_port_io_real_mode_values_round_trip, real_mode_port_io);
+kvm_test!(test_mmio_unbacked_address_reaches_callback, mmio_read_write);
+kvm_test!(test_slots_second_slot_used_then_removed, two_memory_slots);
+kvm_test!(test_read_only_slot_write_exits_as_mmio, read_only_slot);
+kvm_test!(test_regs_set_before_run_seen_by_guest, vcpu_register_setup);
+kvm_test!(test_long_mode_64bit_io_and_mmio_work, long_mode_io_and_mmio);
+kvm_test!(test_cpuid_set_values_seen_by_guest, cpuid_in_guest);
+kvm_test!(test_msrs_unsupported_skipped_rest_applied, msrs_filtered);
+kvm_test!(test_kick_before_and_during_run_returns_intr, kick_stops_run);
+kvm_test!(test_irq_line_pulse_interrupts_guest, irq_line_interrupts);
+
+#[test]
+fn test_irqfd_write_interrupts_guest() {
+    let Some(hv) = kvm() else { return };
+    let event = EventFd::new(EFD_NONBLOCK).unwrap();
+    let mut registered = false;
+    conformance::pic_interrupt(&hv, &mut |vm: &KvmVm| {
+        assert!(vm.check_capability(Capability::Irqfd));
+        if !registered {
+            vm.register_irqfd(&event, 4).unwrap();
+            registered = true;
+        }
+        event.write(1).unwrap();
+    });
+}
+
+#[test]
+fn test_ioeventfd_write_signals_without_exit() {
+    let Some(hv) = kvm() else { return };
+    #[rustfmt::skip]
+    let code = [
+        0xb0, 0x07, // mov al, 7
+        0xe6, 0xe4, // out 0xe4, al    ; matches the ioevent: no exit
+        0xe6, 0xe5, // out 0xe5, al    ; exits
+        0xb0, 0x08, // mov al, 8
+        0xe6, 0xe4, // out 0xe4, al    ; datamatch 7 only: exits
+        0xf4,       // hlt
+    ];
+    let mut g = Guest::real_mode(&hv, &code, false);
+    assert!(g.vm.check_capability(Capability::Ioeventfd));
+    let event = EventFd::new(EFD_NONBLOCK).unwrap();
+    let port = IoEventAddress::Pio(0xe4);
+    g.vm.register_ioevent(&event, port, Datamatch::U8(7))
+        .unwrap();
+
+    let log = run_to_hlt(&mut g.vcpu, &[]);
+
+    assert_eq!(
+        log,
+        [Access::Out(0xe5, vec![7]), Access::Out(0xe4, vec![8])]
+    );
+    assert_eq!(event.read().unwrap(), 1);
+    g.vm.unregister_ioevent(&event, port, Datamatch::U8(7))
+        .unwrap();
+}
+
+#[test]
+fn test_kvm_kind_matches_rig_script_words() {
+    // Reads /sys and /proc only; the words are the ones tests/rig/kvm-kind prints.
+    let kind = kvm_kind();
+    let word = kind.to_string();
+    assert!(
+        ["hardware-vmx", "hardware-svm", "pvm", "none", "unknown"].contains(&word.as_str()),
+        "{word}"
+    );
+    eprintln!("kvm kind: {word} ({})", kind.explain());
+}
