@@ -1,0 +1,54 @@
+# The project's front door. `make help` lists the targets.
+SHELL := /bin/bash
+CARGO ?= cargo
+RUNS ?= 20
+
+.PHONY: help deps build kernel rig-kernel test unit-test rig-test lint fmt rig-reliability demo
+
+help:
+	@echo "make deps             install missing Debian packages (kernel build, QEMU from backports, busybox)"
+	@echo "make build            build the Rust workspace"
+	@echo "make kernel           build (or reuse) the guest kernel; prints the vmlinux path"
+	@echo "make rig-kernel       build (or reuse) the KVM test rig's L1 kernel; prints the vmlinux path"
+	@echo "make test             unit and conformance tests, then the rig tests"
+	@echo "make lint             rustfmt check and clippy -D warnings"
+	@echo "make rig-reliability  boot the rig smoke RUNS times (default 20) and count the passes"
+	@echo "make demo             boot the guest kernel under KVM (in the rig on KVM-PVM hosts)"
+
+deps:
+	@scripts/deps.sh kernel rig
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+kernel:
+	@scripts/build-kernel.sh guest
+
+rig-kernel:
+	@scripts/build-kernel.sh rig
+
+unit-test:
+	$(CARGO) test --workspace
+
+rig-test: deps
+	@scripts/build-kernel.sh guest >/dev/null
+	@scripts/build-kernel.sh rig >/dev/null
+	tests/run-suite tests/rig/selftest tests/rig/smoke
+
+test: unit-test rig-test
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+rig-reliability: deps
+	@tests/rig/reliability $(RUNS)
+
+.PHONY: demo
+demo: deps
+	@k=$$(scripts/build-kernel.sh guest) && i=$$(tests/rig/mk-smoke-initramfs) && \
+	  echo "demo: booting $$k under KVM ($$(tests/rig/kvm-kind) host)" && \
+	  tests/rig/run --timeout 300 -- tests/rig/boot-qemu "$$k" "$$i" 2
