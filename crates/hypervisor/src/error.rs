@@ -127,6 +127,9 @@ pub enum Error {
     /// Writing the special registers failed.
     #[error("failed to set the special registers")]
     SetSregs(#[source] io::Error),
+    /// Reading the multiprocessing state failed.
+    #[error("failed to get the mp state")]
+    GetMpState(#[source] io::Error),
     /// Reading the FPU state failed.
     #[error("failed to get the fpu state")]
     GetFpu(#[source] io::Error),

@@ -56,7 +56,7 @@ pub mod x86_64;
 pub mod kvm;
 
 pub use error::{Error, Result};
-pub use vcpu::{IoOperation, IoParams, SystemEvent, Vcpu, VcpuExit, VcpuKick};
+pub use vcpu::{IoOperation, IoParams, MpState, SystemEvent, Vcpu, VcpuExit, VcpuKick};
 #[cfg(target_os = "linux")]
 pub use vm::VmLinuxExt;
 pub use vm::{Datamatch, IoEventAddress, MemSlot, MemoryRegion, Vm};

@@ -63,6 +63,24 @@ pub enum SystemEvent {
     Other(u32),
 }
 
+/// A vCPU's multiprocessing state: what the guest's INIT/SIPI protocol and `hlt` left it in, as
+/// the in-kernel local APIC tracks it. Read it with [`Vcpu::get_mp_state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MpState {
+    /// Running, or ready to run.
+    Runnable,
+    /// An application processor waiting for INIT (never started by the guest).
+    Uninitialized,
+    /// An application processor that got INIT and waits for a startup IPI.
+    InitReceived,
+    /// Halted (`hlt`) inside the hypervisor, waiting for an interrupt.
+    Halted,
+    /// An application processor that got a startup IPI and is about to run.
+    SipiReceived,
+    /// Another state; the number is the backend's.
+    Other(u32),
+}
+
 /// The direction and data of one I/O access, handed to the [`Vcpu::handle_io`] /
 /// [`Vcpu::handle_mmio`] callback.
 #[derive(Debug)]
@@ -117,6 +135,25 @@ pub trait Vcpu: Send {
 
     /// Returns a handle other threads use to make `run()` return (see [`VcpuKick`]).
     fn kicker(&self) -> Arc<dyn VcpuKick>;
+
+    /// Reads the multiprocessing state (needs [`crate::Vm::create_irq_chip`] on KVM; without an
+    /// in-kernel irqchip every vCPU reads as [`MpState::Runnable`]). Call it between runs, for
+    /// example after a kick made `run()` return [`VcpuExit::Intr`]: a vCPU halted in the
+    /// hypervisor stays [`MpState::Halted`] across such a return.
+    fn get_mp_state(&self) -> Result<MpState>;
+
+    /// Whether the vCPU is halted with interrupts disabled (`cli; hlt`, RFLAGS.IF clear): only an
+    /// NMI, INIT or SMI can wake it. Linux leaves every CPU like that after `poweroff -f` or
+    /// `halt -f` when it has no ACPI to turn the machine off.
+    #[cfg(target_arch = "x86_64")]
+    fn is_halted_with_interrupts_disabled(&self) -> Result<bool> {
+        /// RFLAGS.IF.
+        const RFLAGS_IF: u64 = 1 << 9;
+        if self.get_mp_state()? != MpState::Halted {
+            return Ok(false);
+        }
+        Ok(self.get_regs()?.rflags & RFLAGS_IF == 0)
+    }
 
     /// Reads the general purpose registers.
     #[cfg(target_arch = "x86_64")]

@@ -51,6 +51,10 @@ kvm_test!(test_cpuid_set_values_seen_by_guest, cpuid_in_guest);
 kvm_test!(test_msrs_unsupported_skipped_rest_applied, msrs_filtered);
 kvm_test!(test_kick_before_and_during_run_returns_intr, kick_stops_run);
 kvm_test!(test_irq_line_pulse_interrupts_guest, irq_line_interrupts);
+kvm_test!(
+    test_halt_cli_hlt_reads_halted_with_interrupts_disabled,
+    halt_state
+);
 
 #[test]
 fn test_irqfd_write_interrupts_guest() {

@@ -3,15 +3,17 @@
 use std::sync::Arc;
 
 use kvm_bindings::{
-    kvm_run, CpuId as KvmCpuId, Msrs, KVM_EXIT_IO_IN, KVM_SYSTEM_EVENT_CRASH,
-    KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
+    kvm_run, CpuId as KvmCpuId, Msrs, KVM_EXIT_IO_IN, KVM_MP_STATE_HALTED,
+    KVM_MP_STATE_INIT_RECEIVED, KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_SIPI_RECEIVED,
+    KVM_MP_STATE_UNINITIALIZED, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET,
+    KVM_SYSTEM_EVENT_SHUTDOWN,
 };
 use kvm_ioctls::{VcpuExit as KvmExit, VcpuFd};
 
 use super::kick::KickState;
 use super::regs;
 use crate::x86_64::{CpuId, Fpu, LapicState, MsrEntry, Regs, Sregs};
-use crate::{Error, IoOperation, IoParams, Result, SystemEvent, Vcpu, VcpuExit, VcpuKick};
+use crate::{Error, IoOperation, IoParams, MpState, Result, SystemEvent, Vcpu, VcpuExit, VcpuKick};
 
 /// The exit `handle_io` / `handle_mmio` may complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +186,21 @@ impl Vcpu for KvmVcpu {
 
     fn kicker(&self) -> Arc<dyn VcpuKick> {
         self.kick.clone()
+    }
+
+    fn get_mp_state(&self) -> Result<MpState> {
+        let state = self
+            .fd
+            .get_mp_state()
+            .map_err(|e| Error::GetMpState(e.into()))?;
+        Ok(match state.mp_state {
+            KVM_MP_STATE_RUNNABLE => MpState::Runnable,
+            KVM_MP_STATE_UNINITIALIZED => MpState::Uninitialized,
+            KVM_MP_STATE_INIT_RECEIVED => MpState::InitReceived,
+            KVM_MP_STATE_HALTED => MpState::Halted,
+            KVM_MP_STATE_SIPI_RECEIVED => MpState::SipiReceived,
+            other => MpState::Other(other),
+        })
     }
 
     fn get_regs(&self) -> Result<Regs> {

@@ -14,7 +14,7 @@ use lcow_hypervisor::x86_64::{
     self, CpuIdEntry, Fpu, MsrEntry, Regs, APIC_LVT_LINT0, APIC_LVT_LINT1, APIC_MODE_EXTINT,
     APIC_MODE_NMI, MSR_IA32_ARCH_CAPABILITIES,
 };
-use lcow_hypervisor::{Capability, Error, Hypervisor, Vcpu, VcpuExit, Vm};
+use lcow_hypervisor::{Capability, Error, Hypervisor, MpState, Vcpu, VcpuExit, Vm};
 
 /// Real mode: `out` of a value the guest computes, `in` whose value the host supplies and the
 /// guest echoes, 8- and 16-bit accesses, an immediate and a DX port, ending in `hlt`.
@@ -533,4 +533,49 @@ pub fn irq_line_interrupts<H: Hypervisor>(hv: &H) {
         vm.set_irq_line(4, true).unwrap();
         vm.set_irq_line(4, false).unwrap();
     });
+}
+
+/// Halt state: with an in-kernel irqchip, `hlt` stays inside the hypervisor; a kick makes `run()`
+/// return `Intr` while the vCPU stays `Halted`, and `is_halted_with_interrupts_disabled` tells
+/// `cli; hlt` (what Linux leaves after `poweroff -f` without ACPI) from `sti; hlt` (idle). An
+/// application processor the guest never started reads `Uninitialized`.
+pub fn halt_state<H: Hypervisor>(hv: &H) {
+    if !hv.check_capability(Capability::IrqChip) {
+        eprintln!("SKIP: no in-kernel irqchip");
+        return;
+    }
+    for (set_if, disabled) in [(0xfa, true), (0xfb, false)] {
+        #[rustfmt::skip]
+        let code = [
+            0xe6, 0xe0, // out 0xe0, al
+            set_if,     // cli or sti
+            0xf4,       // hlt
+            0xeb, 0xfe, // jmp $
+        ];
+        let mut g = Guest::real_mode(hv, &code, true);
+        assert_eq!(g.vcpu.run().unwrap(), VcpuExit::Io);
+        g.vcpu.handle_io(&mut |_| {}).unwrap();
+        assert_eq!(g.vcpu.get_mp_state().unwrap(), MpState::Runnable);
+        assert!(!g.vcpu.is_halted_with_interrupts_disabled().unwrap());
+        let kicker = g.vcpu.kicker();
+        let _watchdog = Watchdog::start(kicker.clone());
+        let thread = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            kicker.kick();
+        });
+
+        let exit = g.vcpu.run().unwrap();
+        thread.join().unwrap();
+
+        assert_eq!(exit, VcpuExit::Intr, "hlt must not leave the hypervisor");
+        assert_eq!(g.vcpu.get_mp_state().unwrap(), MpState::Halted);
+        assert_eq!(
+            g.vcpu.is_halted_with_interrupts_disabled().unwrap(),
+            disabled,
+            "after {set_if:#x}; hlt"
+        );
+        assert_eq!(g.vcpu.get_regs().unwrap().rip, CODE + 4, "rip after hlt");
+        let ap = g.vm.create_vcpu(1).unwrap();
+        assert_eq!(ap.get_mp_state().unwrap(), MpState::Uninitialized);
+    }
 }
