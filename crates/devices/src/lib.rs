@@ -1,0 +1,24 @@
+//! The devices of `lcow-vmm` (DESIGN.md §3, `crates/devices`): what the guest kernel talks to
+//! besides RAM. The VMM's vCPU threads hand every port I/O and MMIO exit to a [`bus::Bus`], which
+//! finds the device that owns the address and calls it with the offset inside its range. This
+//! crate holds the legacy PC devices our guest kernel uses — the 8250 UART behind the serial
+//! console ([`serial`]) and the i8042 keyboard controller, whose reset line is how a guest
+//! reboots ([`i8042`]) — and the virtio-mmio slot layout ([`virtio_mmio`]) that later virtio
+//! devices (vsock, 9p, fs) are placed on and declared to the kernel with `virtio_mmio.device=`.
+//!
+//! Nothing here knows the hypervisor: interrupts leave a device through an [`IrqTrigger`] (an
+//! eventfd the VMM registers as an irqfd), and every access the guest makes is bounds-checked
+//! and never panics; bad ones are ignored and logged at `debug`.
+
+#![deny(missing_docs)]
+
+pub mod bus;
+pub mod i8042;
+mod irq;
+pub mod serial;
+pub mod virtio_mmio;
+
+pub use bus::{Bus, BusDevice, BusError};
+pub use i8042::I8042Device;
+pub use irq::IrqTrigger;
+pub use serial::SerialDevice;
