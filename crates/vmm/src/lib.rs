@@ -1,0 +1,26 @@
+//! `lcow-vmm`, the virtual machine monitor (DESIGN.md §2–§3: the `lcow-vmm` box, one process
+//! per VM, between the shim above and KVM below). It lays out guest memory, boots our guest
+//! kernel — the uncompressed `vmlinux` through its PVH entry, or a bzImage through the 64-bit
+//! Linux boot protocol — with an initramfs, runs one thread per vCPU on the
+//! [`lcow_hypervisor`] traits, and serves the legacy devices of [`lcow_devices`] until the
+//! guest powers off, reboots or fails. Virtio devices, the control socket and the shim's JSON
+//! configuration come in later issues.
+//!
+//! The binary `lcow-vmm run --kernel K [--initrd I] ...` is a thin CLI over [`vmm::run`].
+
+#![deny(missing_docs)]
+
+pub mod boot;
+pub mod cmdline;
+pub mod config;
+pub mod cpuid;
+pub mod layout;
+pub mod memory;
+pub mod monitor;
+pub mod mptable;
+pub mod vcpu;
+pub mod vmm;
+
+pub use config::{parse_size, Console, VmConfig};
+pub use monitor::ExitReason;
+pub use vmm::{run, VmmError};

@@ -1,0 +1,235 @@
+//! `lcow-vmm`: boot a guest kernel in a micro-VM on KVM and run it until it powers off or
+//! reboots. See `lcow-vmm run --help`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use lcow_hypervisor::kvm::{kvm_kind, KvmKind};
+use lcow_vmm::config::MAX_VCPUS;
+use lcow_vmm::{parse_size, Console, ExitReason, VmConfig};
+
+/// The escape hatch that lets `run` try a KVM-PVM host anyway.
+const ALLOW_PVM_ENV: &str = "LCOW_ALLOW_PVM";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lcow-vmm",
+    version,
+    about = "The lcow micro-VM monitor: boots a Linux guest kernel on KVM",
+    long_about = "The lcow micro-VM monitor: boots a Linux guest kernel on KVM with an \
+                  initramfs, a serial console and an i8042 reset line, and runs it until the \
+                  guest powers off or reboots.\n\n\
+                  Exit status: 0 when the guest powered off or rebooted (stderr says which), \
+                  1 on a VMM or guest error (stderr has the whole cause chain), 2 on a usage \
+                  error. Logs go to stderr; RUST_LOG sets the filter (default: warn)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Boot a kernel and run the VM until the guest powers off or reboots.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Guest kernel: an uncompressed vmlinux (ELF) with a Xen PVH entry note, booted through
+    /// PVH (fastest), or a bzImage, booted through the 64-bit Linux boot protocol.
+    #[arg(long, value_name = "PATH")]
+    kernel: PathBuf,
+
+    /// Initramfs (a cpio archive, optionally compressed as the kernel supports), loaded
+    /// page-aligned at the top of guest RAM below 3 GiB. Default: none.
+    #[arg(long, value_name = "PATH")]
+    initrd: Option<PathBuf>,
+
+    /// Kernel command line (at most 2047 bytes with the VMM's own tokens, printable ASCII).
+    /// Add "console=ttyS0" to see the kernel's messages; "reboot=t" or "reboot=k" make a guest
+    /// reboot end the VM with reason "reset".
+    #[arg(
+        long,
+        value_name = "STRING",
+        default_value = "console=ttyS0 reboot=k panic=-1"
+    )]
+    cmdline: String,
+
+    /// Guest RAM in bytes, with an optional K, M or G suffix (binary units: 1M = 1 MiB); a bare
+    /// number is MiB. A multiple of 4 KiB, at least 32M. RAM beyond 3 GiB is placed above
+    /// 4 GiB.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_memory)]
+    memory: u64,
+
+    /// Number of vCPUs, 1 to 32; each runs on its own thread.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_VCPUS))
+    )]
+    vcpus: u32,
+
+    /// Where the serial console (COM1, ttyS0) goes: "stdout", "off" (discarded), or a file
+    /// path (created or truncated).
+    #[arg(long, value_name = "stdout|FILE|off", default_value = "stdout")]
+    console: Console,
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    parse_size(text).map_err(|e| e.to_string())
+}
+
+fn check_readable(what: &str, path: &Path) -> anyhow::Result<()> {
+    let file =
+        File::open(path).with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("the {what} {} is not a regular file", path.display());
+    }
+    Ok(())
+}
+
+/// Refuses hosts whose /dev/kvm cannot boot a Linux guest, before anything is loaded.
+fn check_kvm() -> anyhow::Result<()> {
+    match kvm_kind() {
+        KvmKind::Hardware(_) => Ok(()),
+        KvmKind::Missing => bail!(
+            "no /dev/kvm: load kvm_intel or kvm_amd (or give this user read and write access \
+             to /dev/kvm)"
+        ),
+        KvmKind::Pvm if std::env::var(ALLOW_PVM_ENV).is_ok_and(|v| v == "1") => {
+            tracing::warn!(
+                "/dev/kvm is KVM-PVM: a normal Linux kernel will not boot here \
+                 ({ALLOW_PVM_ENV}=1 given, trying anyway)"
+            );
+            Ok(())
+        }
+        KvmKind::Pvm => bail!(
+            "this host's /dev/kvm is KVM-PVM, a software hypervisor on which a normal Linux \
+             kernel cannot boot; run under `tests/rig/run -- lcow-vmm run ...` or on a host \
+             with hardware virtualization (set {ALLOW_PVM_ENV}=1 to try anyway)"
+        ),
+        KvmKind::Unknown => {
+            tracing::warn!("{}; trying anyway", KvmKind::Unknown.explain());
+            Ok(())
+        }
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitReason> {
+    check_readable("kernel", &args.kernel)?;
+    if let Some(initrd) = &args.initrd {
+        check_readable("initramfs", initrd)?;
+    }
+    check_kvm()?;
+    let config = VmConfig {
+        kernel: args.kernel,
+        initrd: args.initrd,
+        cmdline: args.cmdline,
+        memory: args.memory,
+        vcpus: args.vcpus,
+        console: args.console,
+    };
+    lcow_vmm::run(&config).context("the vm failed")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let Command::Run(args) = cli.command;
+    match run(args) {
+        Ok(reason) => {
+            let what = match reason {
+                ExitReason::PowerOff => "the guest powered off",
+                ExitReason::Reset => "the guest rebooted",
+            };
+            eprintln!("lcow-vmm: vm ended: {reason} ({what})");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lcow-vmm: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn test_cli_definition_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn test_cli_defaults_and_sizes() {
+        let cli = Cli::try_parse_from(["lcow-vmm", "run", "--kernel", "k", "--memory", "1G"]);
+        let Ok(Cli {
+            command: Command::Run(args),
+        }) = cli
+        else {
+            panic!("parse failed: {cli:?}");
+        };
+        assert_eq!(args.memory, 1 << 30);
+        assert_eq!(args.vcpus, 1);
+        assert_eq!(args.console, Console::Stdout);
+        assert!(args.initrd.is_none());
+    }
+
+    #[test]
+    fn test_cli_missing_kernel_flag_usage_error() {
+        let err = Cli::try_parse_from(["lcow-vmm", "run"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn test_cli_bad_memory_and_vcpus_rejected() {
+        for args in [
+            ["lcow-vmm", "run", "--kernel", "k", "--memory", "lots"],
+            ["lcow-vmm", "run", "--kernel", "k", "--vcpus", "0"],
+            ["lcow-vmm", "run", "--kernel", "k", "--vcpus", "33"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn test_check_readable_missing_kernel_named_error() {
+        let err = check_readable("kernel", Path::new("/nonexistent/vmlinux")).unwrap_err();
+        let chain = format!("{err:#}");
+        assert!(
+            chain.starts_with("cannot read the kernel /nonexistent/vmlinux"),
+            "{chain}"
+        );
+        assert!(chain.contains("No such file"), "{chain}");
+    }
+
+    #[test]
+    fn test_check_readable_directory_rejected() {
+        let err = check_readable("kernel", Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+}

@@ -1,0 +1,331 @@
+//! Building and running one VM: guest memory, the in-kernel irqchip and PIT, the kernel and
+//! initramfs, the legacy devices on their buses, one thread per vCPU and the halt monitor,
+//! until the VM ends.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Instant;
+
+use lcow_devices::i8042::{I8042_BASE, I8042_PORTS, KBD_IRQ};
+use lcow_devices::serial::{Discard, COM1_IRQ, COM1_PORT, UART_PORTS};
+use lcow_devices::virtio_mmio::SlotAllocator;
+use lcow_devices::{Bus, BusError, I8042Device, IrqTrigger, SerialDevice};
+use lcow_hypervisor::{Hypervisor, Vcpu, Vm, VmLinuxExt};
+use vm_memory::GuestMemoryMmap;
+
+use crate::boot::{self, linux, pvh, BootError, KernelEntry};
+use crate::cmdline::{build_cmdline, cmdline_bytes, CmdlineError};
+use crate::config::{Console, VmConfig, MAX_VCPUS};
+use crate::memory::{create_guest_memory, e820_map, low_ram_end, map_into_vm, MemoryError};
+use crate::monitor::{run_halt_monitor, ExitReason, MonitoredVcpu, VcpuShared, VmState};
+use crate::mptable::{self, MptableError};
+use crate::vcpu::{configure_vcpu, run_vcpu, VcpuContext, VcpuError, VcpuSetup};
+
+/// Errors of building or running a VM.
+#[derive(Debug, thiserror::Error)]
+pub enum VmmError {
+    /// The vCPU count is out of range.
+    #[error("invalid vcpu count {count}: must be between 1 and {max}")]
+    VcpuCount {
+        /// The count asked for.
+        count: u32,
+        /// The most allowed.
+        max: u32,
+    },
+    /// Opening the hypervisor failed.
+    #[error("failed to open the hypervisor")]
+    OpenHypervisor(#[source] lcow_hypervisor::kvm::Error),
+    /// Setting up guest memory failed.
+    #[error("failed to set up guest memory")]
+    SetUpMemory(#[source] MemoryError),
+    /// Creating the VM failed.
+    #[error("failed to create the vm")]
+    CreateVm(#[source] lcow_hypervisor::Error),
+    /// Creating the in-kernel irqchip or PIT failed.
+    #[error("failed to create the in-kernel interrupt controller and timer")]
+    CreateIrqChip(#[source] lcow_hypervisor::Error),
+    /// Loading the kernel or initramfs, or writing the boot structures, failed.
+    #[error("failed to prepare the guest kernel for boot")]
+    PrepareBoot(#[source] BootError),
+    /// The kernel command line is invalid.
+    #[error("failed to build the kernel command line")]
+    BuildCmdline(#[source] CmdlineError),
+    /// Writing the MP table failed.
+    #[error("failed to describe the vcpus to the guest")]
+    WriteMptable(#[source] MptableError),
+    /// The console file cannot be created.
+    #[error("cannot create the console file {}", path.display())]
+    OpenConsole {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Creating a device interrupt failed.
+    #[error("failed to create the interrupt of the {device}")]
+    CreateIrq {
+        /// The device.
+        device: &'static str,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Connecting a device interrupt to the irqchip failed.
+    #[error("failed to connect irq {irq} to the interrupt controller")]
+    RegisterIrq {
+        /// The IRQ line.
+        irq: u32,
+        /// The cause.
+        #[source]
+        source: lcow_hypervisor::Error,
+    },
+    /// Placing a device on a bus failed.
+    #[error("failed to add a device to the bus")]
+    AddDevice(#[source] BusError),
+    /// Reading what the host supports failed.
+    #[error("failed to read the host's supported {what}")]
+    HostSupport {
+        /// "cpuid" or "msrs".
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: lcow_hypervisor::Error,
+    },
+    /// Creating a vCPU failed.
+    #[error("failed to create vcpu {id}")]
+    CreateVcpu {
+        /// The vCPU id.
+        id: u32,
+        /// The cause.
+        #[source]
+        source: lcow_hypervisor::Error,
+    },
+    /// Configuring a vCPU failed.
+    #[error("failed to configure a vcpu")]
+    ConfigureVcpu(#[source] VcpuError),
+    /// Starting a thread failed.
+    #[error("failed to start the {name} thread")]
+    SpawnThread {
+        /// The thread.
+        name: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The VM stopped on an error.
+    #[error("the vm stopped on an error")]
+    Guest(#[source] VcpuError),
+}
+
+/// Boots `config` on KVM and runs it until it ends.
+pub fn run(config: &VmConfig) -> Result<ExitReason, VmmError> {
+    let hv = lcow_hypervisor::kvm::KvmHypervisor::new().map_err(VmmError::OpenHypervisor)?;
+    run_on(&hv, config)
+}
+
+fn console_sink(console: &Console) -> Result<Box<dyn Write + Send>, VmmError> {
+    Ok(match console {
+        Console::Stdout => Box::new(io::stdout()),
+        Console::Off => Box::new(Discard),
+        Console::File(path) => {
+            Box::new(File::create(path).map_err(|source| VmmError::OpenConsole {
+                path: path.clone(),
+                source,
+            })?)
+        }
+    })
+}
+
+/// Loads the kernel, initramfs and command line and writes the boot structures; returns the
+/// kernel's entry.
+fn prepare_boot(mem: &GuestMemoryMmap, config: &VmConfig) -> Result<KernelEntry, VmmError> {
+    let kernel = boot::load_kernel(mem, &config.kernel).map_err(VmmError::PrepareBoot)?;
+    // No virtio device yet: the slots are declared here as later issues add them.
+    let slots = SlotAllocator::default();
+    let cmdline =
+        build_cmdline(&config.cmdline, &slots.cmdline_tokens()).map_err(VmmError::BuildCmdline)?;
+    let cmdline = cmdline_bytes(&cmdline).map_err(VmmError::BuildCmdline)?;
+    let mut top = low_ram_end(config.memory);
+    if let KernelEntry::Linux64 { setup_header, .. } = &kernel.entry {
+        top = top.min(u64::from(setup_header.initrd_addr_max).saturating_add(1));
+    }
+    let initrd = config
+        .initrd
+        .as_deref()
+        .map(|path| boot::load_initrd(mem, path, kernel.kernel_end, top))
+        .transpose()
+        .map_err(VmmError::PrepareBoot)?;
+    boot::write_cmdline(mem, &cmdline).map_err(VmmError::PrepareBoot)?;
+    let e820 = e820_map(config.memory);
+    match &kernel.entry {
+        KernelEntry::Pvh { .. } => pvh::write_start_info(mem, &e820, initrd),
+        KernelEntry::Linux64 { setup_header, .. } => {
+            linux::boot_params_for(*setup_header, cmdline.len() - 1, initrd, &e820)
+                .and_then(|params| linux::write_boot_params(mem, &params))
+        }
+    }
+    .map_err(VmmError::PrepareBoot)?;
+    boot::cpu_state::write_boot_tables(mem, &kernel.entry).map_err(VmmError::PrepareBoot)?;
+    mptable::write(mem, config.vcpus).map_err(VmmError::WriteMptable)?;
+    tracing::debug!(entry = ?kernel.entry, ?initrd, "kernel loaded");
+    Ok(kernel.entry)
+}
+
+/// The legacy devices on the port I/O bus: COM1 and the i8042, whose reset line ends the VM.
+fn legacy_devices<V: VmLinuxExt>(
+    vm: &V,
+    config: &VmConfig,
+    state: &Arc<VmState>,
+) -> Result<Bus, VmmError> {
+    let irq = |device| IrqTrigger::new().map_err(|source| VmmError::CreateIrq { device, source });
+    let register = |trigger: &IrqTrigger, line| {
+        vm.register_irqfd(trigger.event(), line)
+            .map_err(|source| VmmError::RegisterIrq { irq: line, source })
+    };
+    let serial = SerialDevice::new(irq("serial port")?, console_sink(&config.console)?);
+    register(serial.irq(), COM1_IRQ)?;
+    let reset_state = state.clone();
+    let i8042 = I8042Device::new(
+        Some(irq("keyboard controller")?),
+        Box::new(move || reset_state.finish(Ok(ExitReason::Reset))),
+    );
+    if let Some(trigger) = i8042.irq() {
+        register(trigger, KBD_IRQ)?;
+    }
+    let mut pio = Bus::new();
+    pio.insert("com1", COM1_PORT, UART_PORTS, Arc::new(Mutex::new(serial)))
+        .map_err(VmmError::AddDevice)?;
+    pio.insert(
+        "i8042",
+        I8042_BASE,
+        I8042_PORTS,
+        Arc::new(Mutex::new(i8042)),
+    )
+    .map_err(VmmError::AddDevice)?;
+    Ok(pio)
+}
+
+/// Boots `config` on `hv` and runs it until it ends.
+pub fn run_on<H>(hv: &H, config: &VmConfig) -> Result<ExitReason, VmmError>
+where
+    H: Hypervisor,
+    H::Vm: VmLinuxExt,
+{
+    let started = Instant::now();
+    if !(1..=MAX_VCPUS).contains(&config.vcpus) {
+        return Err(VmmError::VcpuCount {
+            count: config.vcpus,
+            max: MAX_VCPUS,
+        });
+    }
+    // Declared first, dropped last: the VM and its vCPUs are gone before guest memory is.
+    let mem = create_guest_memory(config.memory).map_err(VmmError::SetUpMemory)?;
+    let vm = hv.create_vm().map_err(VmmError::CreateVm)?;
+    vm.create_irq_chip().map_err(VmmError::CreateIrqChip)?;
+    vm.create_pit().map_err(VmmError::CreateIrqChip)?;
+    map_into_vm(&vm, &mem).map_err(VmmError::SetUpMemory)?;
+    let entry = prepare_boot(&mem, config)?;
+
+    let state = Arc::new(VmState::new());
+    let pio = Arc::new(legacy_devices(&vm, config, &state)?);
+    let mmio = Arc::new(Bus::new());
+
+    let setup = VcpuSetup {
+        cpuid: hv
+            .supported_cpuid()
+            .map_err(|source| VmmError::HostSupport {
+                what: "cpuid",
+                source,
+            })?,
+        supported_msrs: hv
+            .supported_msrs()
+            .map_err(|source| VmmError::HostSupport {
+                what: "msrs",
+                source,
+            })?,
+        count: config.vcpus,
+    };
+    let mut vcpus = Vec::new();
+    for id in 0..config.vcpus {
+        let mut vcpu = vm
+            .create_vcpu(id)
+            .map_err(|source| VmmError::CreateVcpu { id, source })?;
+        let boot = (id == 0).then_some(&entry);
+        configure_vcpu(&mut vcpu, &setup, boot).map_err(VmmError::ConfigureVcpu)?;
+        vcpus.push(vcpu);
+    }
+    let monitored: Vec<MonitoredVcpu> = vcpus
+        .iter()
+        .map(|v| MonitoredVcpu {
+            shared: Arc::new(VcpuShared::default()),
+            kick: v.kicker(),
+        })
+        .collect();
+    tracing::info!(
+        vcpus = config.vcpus,
+        memory = config.memory,
+        setup_us = started.elapsed().as_micros() as u64,
+        "starting the guest"
+    );
+
+    let spawned = thread::scope(|scope| -> Result<(), VmmError> {
+        let mut result = Ok(());
+        for (vcpu, m) in vcpus.into_iter().zip(&monitored) {
+            let name = format!("vcpu{}", vcpu.id());
+            let ctx = VcpuContext {
+                pio: pio.clone(),
+                mmio: mmio.clone(),
+                state: state.clone(),
+                shared: m.shared.clone(),
+            };
+            let spawn = thread::Builder::new()
+                .name(name.clone())
+                .spawn_scoped(scope, move || run_vcpu(vcpu, ctx));
+            if let Err(source) = spawn {
+                result = Err(VmmError::SpawnThread { name, source });
+                break;
+            }
+        }
+        if result.is_ok() {
+            let spawn = thread::Builder::new()
+                .name("halt-monitor".to_owned())
+                .spawn_scoped(scope, || run_halt_monitor(&state, &monitored));
+            if let Err(source) = spawn {
+                result = Err(VmmError::SpawnThread {
+                    name: "halt-monitor".to_owned(),
+                    source,
+                });
+            }
+        }
+        if let Err(e) = result {
+            // Stop whatever started, then report.
+            state.finish(Ok(ExitReason::PowerOff));
+            for m in &monitored {
+                m.kick.kick();
+            }
+            return Err(e);
+        }
+        state.wait();
+        for m in &monitored {
+            m.kick.kick();
+        }
+        Ok(())
+    });
+    spawned?;
+    let outcome = state.take_outcome();
+    tracing::info!(
+        ?outcome,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "the vm ended"
+    );
+    match outcome {
+        Some(Ok(reason)) => Ok(reason),
+        Some(Err(e)) => Err(VmmError::Guest(e)),
+        // `wait` returns only once an outcome is set, and only this thread takes it.
+        None => Ok(ExitReason::PowerOff),
+    }
+}
