@@ -14,6 +14,7 @@ help:
 	@echo "make lint             rustfmt check and clippy -D warnings"
 	@echo "make rig-reliability  boot the rig smoke RUNS times (default 20) and count the passes"
 	@echo "make demo             boot the guest kernel under KVM (in the rig on KVM-PVM hosts)"
+	@echo "make bench            boot time and memory of lcow-vmm against QEMU (bench/results/)"
 
 deps:
 	@scripts/deps.sh kernel rig
@@ -31,9 +32,10 @@ unit-test:
 	$(CARGO) test --workspace
 
 rig-test: deps
+	$(CARGO) build -p lcow-vmm
 	@scripts/build-kernel.sh guest >/dev/null
 	@scripts/build-kernel.sh rig >/dev/null
-	tests/run-suite tests/rig/selftest tests/rig/smoke
+	tests/run-suite tests/rig/selftest tests/rig/smoke tests/rig/vmm-boot
 
 test: unit-test rig-test
 
@@ -52,3 +54,7 @@ demo: deps
 	@k=$$(scripts/build-kernel.sh guest) && i=$$(tests/rig/mk-smoke-initramfs) && \
 	  echo "demo: booting $$k under KVM ($$(tests/rig/kvm-kind) host)" && \
 	  tests/rig/run --timeout 300 -- tests/rig/boot-qemu "$$k" "$$i" 2
+
+.PHONY: bench
+bench: deps
+	@bench/run
