@@ -13,7 +13,7 @@ help:
 	@echo "make test             unit and conformance tests, then the rig tests"
 	@echo "make lint             rustfmt check and clippy -D warnings"
 	@echo "make rig-reliability  boot the rig smoke RUNS times (default 20) and count the passes"
-	@echo "make demo             boot the guest kernel under KVM (in the rig on KVM-PVM hosts)"
+	@echo "make demo             lcow-vmm boots the guest kernel under KVM (in the rig on KVM-PVM hosts)"
 	@echo "make bench            boot time and memory of lcow-vmm against QEMU (bench/results/)"
 
 deps:
@@ -51,9 +51,12 @@ rig-reliability: deps
 
 .PHONY: demo
 demo: deps
+	$(CARGO) build -p lcow-vmm
 	@k=$$(scripts/build-kernel.sh guest) && i=$$(tests/rig/mk-smoke-initramfs) && \
-	  echo "demo: booting $$k under KVM ($$(tests/rig/kvm-kind) host)" && \
-	  tests/rig/run --timeout 300 -- tests/rig/boot-qemu "$$k" "$$i" 2
+	  echo "demo: lcow-vmm boots $$k with 2 vCPUs under KVM ($$(tests/rig/kvm-kind) host)" && \
+	  tests/rig/run --timeout 300 -- tests/rig/boot-watch LCOW-SMOKE-OK 40 -- \
+	    target/debug/lcow-vmm run --kernel "$$k" --initrd "$$i" --vcpus 2 \
+	    --cmdline "console=ttyS0 reboot=t panic=-1"
 
 .PHONY: bench
 bench: deps
