@@ -18,6 +18,7 @@ pub mod layout;
 pub mod memory;
 pub mod monitor;
 pub mod mptable;
+pub mod panic_watch;
 pub mod vcpu;
 pub mod vmm;
 

@@ -24,7 +24,8 @@ const ALLOW_PVM_ENV: &str = "LCOW_ALLOW_PVM";
                   guest powers off or reboots.\n\n\
                   Exit status: 0 when the guest powered off or rebooted (stderr says which), \
                   1 on a VMM or guest error (stderr has the whole cause chain), 2 on a usage \
-                  error. Logs go to stderr; RUST_LOG sets the filter (default: warn)."
+                  error, 3 when the guest kernel panicked (seen on its serial console, which \
+                  needs console=ttyS0 on the command line; the default has it). Logs go to stderr; RUST_LOG sets the filter (default: warn)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -158,9 +159,14 @@ fn main() -> ExitCode {
             let what = match reason {
                 ExitReason::PowerOff => "the guest powered off",
                 ExitReason::Reset => "the guest rebooted",
+                ExitReason::GuestPanic => "the guest kernel panicked",
             };
             eprintln!("lcow-vmm: vm ended: {reason} ({what})");
-            ExitCode::SUCCESS
+            if reason == ExitReason::GuestPanic {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("lcow-vmm: error: {e}");

@@ -42,6 +42,8 @@ pub enum ExitReason {
     PowerOff,
     /// The guest rebooted: a triple fault, the i8042 reset line, or a reset event.
     Reset,
+    /// The guest kernel panicked (seen on its serial console), then rebooted or halted.
+    GuestPanic,
 }
 
 impl fmt::Display for ExitReason {
@@ -49,6 +51,7 @@ impl fmt::Display for ExitReason {
         f.write_str(match self {
             ExitReason::PowerOff => "power-off",
             ExitReason::Reset => "reset",
+            ExitReason::GuestPanic => "guest-panic",
         })
     }
 }

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
@@ -22,6 +23,7 @@ use crate::config::{Console, VmConfig, MAX_VCPUS};
 use crate::memory::{create_guest_memory, e820_map, low_ram_end, map_into_vm, MemoryError};
 use crate::monitor::{run_halt_monitor, ExitReason, MonitoredVcpu, VcpuShared, VmState};
 use crate::mptable::{self, MptableError};
+use crate::panic_watch::PanicWatch;
 use crate::vcpu::{configure_vcpu, run_vcpu, VcpuContext, VcpuError, VcpuSetup};
 
 /// Errors of building or running a VM.
@@ -180,13 +182,14 @@ fn legacy_devices<V: VmLinuxExt>(
     vm: &V,
     config: &VmConfig,
     state: &Arc<VmState>,
-) -> Result<Bus, VmmError> {
+) -> Result<(Bus, Arc<AtomicBool>), VmmError> {
     let irq = |device| IrqTrigger::new().map_err(|source| VmmError::CreateIrq { device, source });
     let register = |trigger: &IrqTrigger, line| {
         vm.register_irqfd(trigger.event(), line)
             .map_err(|source| VmmError::RegisterIrq { irq: line, source })
     };
-    let serial = SerialDevice::new(irq("serial port")?, console_sink(&config.console)?);
+    let (console, panicked) = PanicWatch::new(console_sink(&config.console)?);
+    let serial = SerialDevice::new(irq("serial port")?, Box::new(console));
     register(serial.irq(), COM1_IRQ)?;
     let reset_state = state.clone();
     let i8042 = I8042Device::new(
@@ -206,7 +209,7 @@ fn legacy_devices<V: VmLinuxExt>(
         Arc::new(Mutex::new(i8042)),
     )
     .map_err(VmmError::AddDevice)?;
-    Ok(pio)
+    Ok((pio, panicked))
 }
 
 /// Boots `config` on `hv` and runs it until it ends.
@@ -231,7 +234,8 @@ where
     let entry = prepare_boot(&mem, config)?;
 
     let state = Arc::new(VmState::new());
-    let pio = Arc::new(legacy_devices(&vm, config, &state)?);
+    let (pio, panicked) = legacy_devices(&vm, config, &state)?;
+    let pio = Arc::new(pio);
     let mmio = Arc::new(Bus::new());
 
     let setup = VcpuSetup {
@@ -323,6 +327,8 @@ where
         "the vm ended"
     );
     match outcome {
+        // A panic ends in a reboot (panic=-1) or a halt: report the panic, not its aftermath.
+        Some(Ok(_)) if panicked.load(Ordering::Relaxed) => Ok(ExitReason::GuestPanic),
         Some(Ok(reason)) => Ok(reason),
         Some(Err(e)) => Err(VmmError::Guest(e)),
         // `wait` returns only once an outcome is set, and only this thread takes it.
