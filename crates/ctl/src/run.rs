@@ -1,0 +1,295 @@
+//! `lcow-ctl run`: create a container from the guest's test rootfs, connect its stdio, start
+//! it, stream until it ends, remove it, and return its exit status.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use lcow_protocol::agent::{
+    ContainerRequest, CreateContainerRequest, ResizePtyRequest, StartProcessRequest, Stdio,
+    WaitProcessRequest,
+};
+use lcow_protocol::stdio::StreamKind;
+
+use crate::agent::{ctx, rpc_message, Agent, CALL_TIMEOUT};
+use crate::spec::{self, RunSpec};
+use crate::{exit_code, tty};
+
+/// How long output may keep flowing after the process has ended (a daemonised child can hold
+/// the pipe open forever).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(5);
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Give the process a pseudo-terminal (stdout and stderr both come through it).
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// The terminal size as ROWSxCOLS (default: the operator's terminal, else 24x80).
+    #[arg(long, value_name = "ROWSxCOLS", value_parser = tty::parse_size, requires = "tty")]
+    pub tty_size: Option<(u16, u16)>,
+    /// The container id (default: ctl-<pid>-<time>).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Start the container and print its id without waiting or streaming stdio.
+    #[arg(long, short = 'd', conflicts_with = "tty")]
+    pub detach: bool,
+    /// A memory limit (memory.max) in bytes, or with a K, M or G suffix.
+    #[arg(long, value_parser = parse_bytes)]
+    pub memory: Option<u64>,
+    /// Extra environment entries KEY=VALUE.
+    #[arg(long, short = 'e')]
+    pub env: Vec<String>,
+    /// The working directory inside the container.
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let (digits, mult) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&text[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&text[..i], 1 << 30),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size like 16M"))
+}
+
+fn default_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("ctl-{}-{nanos}", std::process::id())
+}
+
+/// Copies `from` into `to` until EOF, then shuts the socket's write side (if any).
+fn pump(mut from: impl Read, mut to: impl Write, done: impl FnOnce()) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    done();
+}
+
+/// Runs the container; returns the exit code to leave with.
+pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
+    let id = args.id.clone().unwrap_or_else(default_id);
+    anyhow::ensure!(
+        lcow_protocol::valid_id(&id),
+        "{id:?} is not a valid container id"
+    );
+    let spec = spec::build(&RunSpec {
+        args: args.command.clone(),
+        terminal: args.tty,
+        env: args.env.clone(),
+        memory: args.memory,
+        cwd: args.cwd.clone(),
+    })?;
+    let stdio = Stdio {
+        stdin: !args.detach,
+        stdout: !args.detach,
+        stderr: !args.detach && !args.tty,
+        terminal: args.tty,
+        ..Default::default()
+    };
+    let open = |kind, wanted: bool| -> anyhow::Result<Option<UnixStream>> {
+        wanted.then(|| agent.open_stream(&id, "", kind)).transpose()
+    };
+    let stdin = open(StreamKind::Stdin, stdio.stdin)?;
+    let stdout = open(StreamKind::Stdout, stdio.stdout)?;
+    let stderr = open(StreamKind::Stderr, stdio.stderr)?;
+
+    let client = &agent.client;
+    let cid = || ContainerRequest {
+        container_id: id.clone(),
+        ..Default::default()
+    };
+    client
+        .create_container(
+            ctx(CALL_TIMEOUT),
+            &CreateContainerRequest {
+                container_id: id.clone(),
+                oci_spec: spec,
+                stdio: Some(stdio).into(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow!("cannot create container {id}: {}", rpc_message(&e)))?;
+
+    let resize = |(rows, cols): (u16, u16)| {
+        client.resize_pty(
+            ctx(CALL_TIMEOUT),
+            &ResizePtyRequest {
+                container_id: id.clone(),
+                width: u32::from(cols),
+                height: u32::from(rows),
+                ..Default::default()
+            },
+        )
+    };
+    let host_in = io::stdin();
+    let _raw = if args.tty {
+        let size = args
+            .tty_size
+            .or_else(|| tty::size(host_in.as_fd()))
+            .unwrap_or((24, 80));
+        resize(size).map_err(|e| anyhow!("cannot size the terminal: {}", rpc_message(&e)))?;
+        if tty::is_tty(host_in.as_fd()) {
+            Some(
+                tty::RawMode::enter(host_in.as_fd())
+                    .context("cannot put the terminal in raw mode")?,
+            )
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+
+    client
+        .start_process(
+            ctx(CALL_TIMEOUT),
+            &StartProcessRequest {
+                container_id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow!("cannot start container {id}: {}", rpc_message(&e)))?;
+    if args.detach {
+        println!("{id}");
+        return Ok(0);
+    }
+
+    if let Some(s) = stdin {
+        thread::spawn(move || {
+            let sock = s.try_clone();
+            pump(io::stdin().lock(), s, move || {
+                if let Ok(sock) = sock {
+                    let _ = sock.shutdown(Shutdown::Write);
+                }
+            });
+        });
+    }
+    if args.tty && args.tty_size.is_none() && tty::is_tty(host_in.as_fd()) {
+        let client = agent.client.clone();
+        let id = id.clone();
+        thread::spawn(move || {
+            while tty::wait_winch().is_ok() {
+                if let Some((rows, cols)) = tty::size(io::stdin().as_fd()) {
+                    let _ = client.resize_pty(
+                        ctx(CALL_TIMEOUT),
+                        &ResizePtyRequest {
+                            container_id: id.clone(),
+                            width: u32::from(cols),
+                            height: u32::from(rows),
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+        });
+    }
+    let (drained_tx, drained) = mpsc::channel::<()>();
+    let mut outputs = 0;
+    if let Some(s) = stdout {
+        let tx = drained_tx.clone();
+        outputs += 1;
+        thread::spawn(move || {
+            pump(s, io::stdout(), move || {
+                let _ = tx.send(());
+            })
+        });
+    }
+    if let Some(s) = stderr {
+        let tx = drained_tx.clone();
+        outputs += 1;
+        thread::spawn(move || {
+            pump(s, io::stderr(), move || {
+                let _ = tx.send(());
+            })
+        });
+    }
+    drop(drained_tx);
+
+    let status = client
+        .wait_process(
+            ctx(Duration::ZERO),
+            &WaitProcessRequest {
+                container_id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow!("cannot wait for container {id}: {}", rpc_message(&e)))?;
+    for _ in 0..outputs {
+        if drained.recv_timeout(DRAIN_AFTER_EXIT).is_err() {
+            break;
+        }
+    }
+    drop(_raw);
+    if let Ok(stats) = client.stats(ctx(CALL_TIMEOUT), &cid()) {
+        if stats.memory_events_oom_kill > 0 {
+            eprintln!("lcow-ctl: container {id} was OOM-killed");
+        }
+    }
+    if let Err(e) = client.remove_container(ctx(CALL_TIMEOUT), &cid()) {
+        eprintln!(
+            "lcow-ctl: cannot remove container {id}: {}",
+            rpc_message(&e)
+        );
+    }
+    Ok(exit_code(status.exit_status))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_parse_bytes_suffixes() {
+        assert_eq!(parse_bytes("16M").unwrap(), 16 << 20);
+        assert_eq!(parse_bytes("4k").unwrap(), 4096);
+        assert_eq!(parse_bytes("123").unwrap(), 123);
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("M").is_err());
+        assert!(parse_bytes("99999999999G").is_err());
+    }
+
+    #[test]
+    fn test_default_id_is_valid() {
+        assert!(lcow_protocol::valid_id(&default_id()));
+    }
+
+    #[test]
+    fn test_pump_copies_and_signals_done() {
+        let mut out = Vec::new();
+        let mut done = false;
+        pump(&b"hello"[..], &mut out, || done = true);
+        assert_eq!(out, b"hello");
+        assert!(done);
+    }
+}
