@@ -3,10 +3,11 @@
 //! It reaches the guest agent of a running `lcow-vmm` through the VM's hybrid-vsock socket
 //! (`lcow-vmm run --vsock PATH`), the way the shim does, and offers the agent's operations on
 //! the command line: `ping` (wait for the agent and greet it), `run` (a container from the
-//! guest's test rootfs, with its stdio streamed and its exit status as ours), `kill`, `wait`,
+//! guest's test rootfs, with its stdio streamed and its exit status as ours), `exec`, `kill`, `wait`,
 //! `stats`, `events`, `rm` and `shutdown`.
 
 mod agent;
+mod exec;
 mod run;
 mod spec;
 mod tty;
@@ -45,6 +46,8 @@ enum Command {
     /// Run CMD in a new container on the guest's test rootfs; stream its stdio and exit with
     /// its status (128 + N when killed by signal N).
     Run(run::RunArgs),
+    /// Run another process in a running container; exit with its status.
+    Exec(exec::ExecArgs),
     /// Send a signal to a container's process (or an exec's, or all of them).
     Kill {
         /// The container.
@@ -123,6 +126,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Run(args) => run::run(&agent, args),
+        Command::Exec(args) => exec::exec(&agent, args),
         Command::Kill {
             id,
             signal,

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, Context};
 use clap::Args;
 use lcow_protocol::agent::{
-    ContainerRequest, CreateContainerRequest, ResizePtyRequest, StartProcessRequest, Stdio,
-    WaitProcessRequest,
+    ContainerRequest, CreateContainerRequest, ExitStatus, ResizePtyRequest, StartProcessRequest,
+    Stdio, WaitProcessRequest,
 };
 use lcow_protocol::stdio::StreamKind;
 
@@ -116,12 +116,7 @@ pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
         terminal: args.tty,
         ..Default::default()
     };
-    let open = |kind, wanted: bool| -> anyhow::Result<Option<UnixStream>> {
-        wanted.then(|| agent.open_stream(&id, "", kind)).transpose()
-    };
-    let stdin = open(StreamKind::Stdin, stdio.stdin)?;
-    let stdout = open(StreamKind::Stdout, stdio.stdout)?;
-    let stderr = open(StreamKind::Stderr, stdio.stderr)?;
+    let streams = Streams::open(agent, &id, "", &stdio)?;
 
     let client = &agent.client;
     let cid = || ContainerRequest {
@@ -184,71 +179,7 @@ pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
 
-    if let Some(s) = stdin {
-        thread::spawn(move || {
-            let sock = s.try_clone();
-            pump(io::stdin().lock(), s, move || {
-                if let Ok(sock) = sock {
-                    let _ = sock.shutdown(Shutdown::Write);
-                }
-            });
-        });
-    }
-    if args.tty && args.tty_size.is_none() && tty::is_tty(host_in.as_fd()) {
-        let client = agent.client.clone();
-        let id = id.clone();
-        thread::spawn(move || {
-            while tty::wait_winch().is_ok() {
-                if let Some((rows, cols)) = tty::size(io::stdin().as_fd()) {
-                    let _ = client.resize_pty(
-                        ctx(CALL_TIMEOUT),
-                        &ResizePtyRequest {
-                            container_id: id.clone(),
-                            width: u32::from(cols),
-                            height: u32::from(rows),
-                            ..Default::default()
-                        },
-                    );
-                }
-            }
-        });
-    }
-    let (drained_tx, drained) = mpsc::channel::<()>();
-    let mut outputs = 0;
-    if let Some(s) = stdout {
-        let tx = drained_tx.clone();
-        outputs += 1;
-        thread::spawn(move || {
-            pump(s, io::stdout(), move || {
-                let _ = tx.send(());
-            })
-        });
-    }
-    if let Some(s) = stderr {
-        let tx = drained_tx.clone();
-        outputs += 1;
-        thread::spawn(move || {
-            pump(s, io::stderr(), move || {
-                let _ = tx.send(());
-            })
-        });
-    }
-    drop(drained_tx);
-
-    let status = client
-        .wait_process(
-            ctx(Duration::ZERO),
-            &WaitProcessRequest {
-                container_id: id.clone(),
-                ..Default::default()
-            },
-        )
-        .map_err(|e| anyhow!("cannot wait for container {id}: {}", rpc_message(&e)))?;
-    for _ in 0..outputs {
-        if drained.recv_timeout(DRAIN_AFTER_EXIT).is_err() {
-            break;
-        }
-    }
+    let status = attach(agent, &id, "", streams, args.tty && args.tty_size.is_none())?;
     drop(_raw);
     if let Ok(stats) = client.stats(ctx(CALL_TIMEOUT), &cid()) {
         if stats.memory_events_oom_kill > 0 {
@@ -262,6 +193,106 @@ pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
         );
     }
     Ok(exit_code(status.exit_status))
+}
+
+/// The connected stdio streams of one process.
+#[derive(Debug, Default)]
+pub struct Streams {
+    stdin: Option<UnixStream>,
+    stdout: Option<UnixStream>,
+    stderr: Option<UnixStream>,
+}
+
+impl Streams {
+    /// Opens the streams `stdio` declares for (`id`, `exec`).
+    pub fn open(agent: &Agent, id: &str, exec: &str, stdio: &Stdio) -> anyhow::Result<Self> {
+        let open = |kind, wanted: bool| -> anyhow::Result<Option<UnixStream>> {
+            wanted
+                .then(|| agent.open_stream(id, exec, kind))
+                .transpose()
+        };
+        Ok(Self {
+            stdin: open(StreamKind::Stdin, stdio.stdin)?,
+            stdout: open(StreamKind::Stdout, stdio.stdout)?,
+            stderr: open(StreamKind::Stderr, stdio.stderr)?,
+        })
+    }
+}
+
+/// Streams the process's stdio to and from ours until it ends and its output is drained;
+/// with `follow_winch`, also passes the operator's terminal size changes on.
+pub fn attach(
+    agent: &Agent,
+    id: &str,
+    exec: &str,
+    streams: Streams,
+    follow_winch: bool,
+) -> anyhow::Result<ExitStatus> {
+    if let Some(s) = streams.stdin {
+        thread::spawn(move || {
+            let sock = s.try_clone();
+            pump(io::stdin().lock(), s, move || {
+                if let Ok(sock) = sock {
+                    let _ = sock.shutdown(Shutdown::Write);
+                }
+            });
+        });
+    }
+    if follow_winch && tty::is_tty(io::stdin().as_fd()) {
+        let client = agent.client.clone();
+        let (id, exec) = (id.to_owned(), exec.to_owned());
+        thread::spawn(move || {
+            while tty::wait_winch().is_ok() {
+                if let Some((rows, cols)) = tty::size(io::stdin().as_fd()) {
+                    let _ = client.resize_pty(
+                        ctx(CALL_TIMEOUT),
+                        &ResizePtyRequest {
+                            container_id: id.clone(),
+                            exec_id: exec.clone(),
+                            width: u32::from(cols),
+                            height: u32::from(rows),
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+        });
+    }
+    let (drained_tx, drained) = mpsc::channel::<()>();
+    let mut outputs = 0;
+    for (s, to_stdout) in [(streams.stdout, true), (streams.stderr, false)] {
+        let Some(s) = s else { continue };
+        let tx = drained_tx.clone();
+        outputs += 1;
+        thread::spawn(move || {
+            let done = move || {
+                let _ = tx.send(());
+            };
+            if to_stdout {
+                pump(s, io::stdout(), done);
+            } else {
+                pump(s, io::stderr(), done);
+            }
+        });
+    }
+    drop(drained_tx);
+    let status = agent
+        .client
+        .wait_process(
+            ctx(Duration::ZERO),
+            &WaitProcessRequest {
+                container_id: id.to_owned(),
+                exec_id: exec.to_owned(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow!("cannot wait for {id} {exec}: {}", rpc_message(&e)))?;
+    for _ in 0..outputs {
+        if drained.recv_timeout(DRAIN_AFTER_EXIT).is_err() {
+            break;
+        }
+    }
+    Ok(status)
 }
 
 #[cfg(test)]
