@@ -3,21 +3,23 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RUNS ?= 20
 
-.PHONY: help deps build kernel rig-kernel test unit-test rig-test lint fmt rig-reliability demo
+.PHONY: help deps build kernel rig-kernel guest guest-test test unit-test rig-test lint fmt rig-reliability demo
 
 help:
 	@echo "make deps             install missing Debian packages (kernel build, QEMU from backports, busybox)"
 	@echo "make build            build the Rust workspace"
 	@echo "make kernel           build (or reuse) the guest kernel; prints the vmlinux path"
 	@echo "make rig-kernel       build (or reuse) the KVM test rig's L1 kernel; prints the vmlinux path"
+	@echo "make guest            build the static guest agent and its initramfs; prints the initramfs path"
+	@echo "make guest-test       the guest initramfs plus the busybox test rootfs; prints its path"
 	@echo "make test             unit and conformance tests, then the rig tests"
 	@echo "make lint             rustfmt check and clippy -D warnings"
 	@echo "make rig-reliability  boot the rig smoke RUNS times (default 20) and count the passes"
-	@echo "make demo             lcow-vmm boots the guest kernel under KVM (in the rig on KVM-PVM hosts)"
+	@echo "make demo             lcow-vmm boots the guest with lcow-agent and runs a container (in the rig on KVM-PVM hosts)"
 	@echo "make bench            boot time and memory of lcow-vmm against QEMU (bench/results/)"
 
 deps:
-	@scripts/deps.sh kernel rig
+	@scripts/deps.sh kernel rig guest
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -28,14 +30,21 @@ kernel:
 rig-kernel:
 	@scripts/build-kernel.sh rig
 
+guest:
+	@scripts/build-guest.sh
+
+guest-test:
+	@scripts/build-guest.sh --test
+
 unit-test:
 	$(CARGO) test --workspace
 
 rig-test: deps
-	$(CARGO) build -p lcow-vmm
+	$(CARGO) build -p lcow-vmm -p lcow-ctl
 	@scripts/build-kernel.sh guest >/dev/null
 	@scripts/build-kernel.sh rig >/dev/null
-	tests/run-suite tests/rig/selftest tests/rig/smoke tests/rig/vmm-boot
+	@scripts/build-guest.sh --test >/dev/null
+	tests/run-suite tests/rig/selftest tests/rig/smoke tests/rig/vmm-boot tests/rig/agent
 
 test: unit-test rig-test
 
@@ -51,12 +60,10 @@ rig-reliability: deps
 
 .PHONY: demo
 demo: deps
-	$(CARGO) build -p lcow-vmm
-	@k=$$(scripts/build-kernel.sh guest) && i=$$(tests/rig/mk-smoke-initramfs) && \
-	  echo "demo: lcow-vmm boots $$k with 2 vCPUs under KVM ($$(tests/rig/kvm-kind) host)" && \
-	  tests/rig/run --timeout 300 -- tests/rig/boot-watch LCOW-SMOKE-OK 40 -- \
-	    target/debug/lcow-vmm run --kernel "$$k" --initrd "$$i" --vcpus 2 \
-	    --cmdline "console=ttyS0 reboot=t panic=-1"
+	$(CARGO) build -p lcow-vmm -p lcow-ctl
+	@k=$$(scripts/build-kernel.sh guest) && i=$$(scripts/build-guest.sh --test) && \
+	  echo "demo: lcow-vmm boots $$k with the lcow-agent initramfs under KVM ($$(tests/rig/kvm-kind) host)" && \
+	  tests/rig/run --timeout 300 -- tests/rig/agent-demo target/debug/lcow-vmm target/debug/lcow-ctl "$$k" "$$i"
 
 .PHONY: bench
 bench: deps
