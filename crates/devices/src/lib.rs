@@ -3,8 +3,10 @@
 //! finds the device that owns the address and calls it with the offset inside its range. This
 //! crate holds the legacy PC devices our guest kernel uses — the 8250 UART behind the serial
 //! console ([`serial`]) and the i8042 keyboard controller, whose reset line is how a guest
-//! reboots ([`i8042`]) — and the virtio-mmio slot layout ([`virtio_mmio`]) that later virtio
-//! devices (vsock, 9p, fs) are placed on and declared to the kernel with `virtio_mmio.device=`.
+//! reboots ([`i8042`]) — the virtio-mmio slot layout ([`virtio_mmio`]) that virtio devices are
+//! placed on and declared to the kernel with `virtio_mmio.device=`, and the virtio devices
+//! themselves behind the virtio-mmio transport ([`virtio`]): so far vsock with its hybrid-vsock
+//! muxer ([`virtio::vsock`]), the channel between the shim and the guest agent.
 //!
 //! Nothing here knows the hypervisor: interrupts leave a device through an [`IrqTrigger`] (an
 //! eventfd the VMM registers as an irqfd), and every access the guest makes is bounds-checked
@@ -16,6 +18,7 @@ pub mod bus;
 pub mod i8042;
 mod irq;
 pub mod serial;
+pub mod virtio;
 pub mod virtio_mmio;
 
 pub use bus::{Bus, BusDevice, BusError};

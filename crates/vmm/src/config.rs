@@ -44,6 +44,10 @@ pub struct VmConfig {
     pub vcpus: u32,
     /// Serial console output.
     pub console: Console,
+    /// The hybrid-vsock socket: with it the VM gets a virtio-vsock device whose host side
+    /// listens here (`CONNECT <port>` for host-initiated connections, `PATH_<port>` for the
+    /// guest's).
+    pub vsock: Option<PathBuf>,
 }
 
 /// Errors of parsing a size.

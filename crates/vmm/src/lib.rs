@@ -3,7 +3,9 @@
 //! kernel — the uncompressed `vmlinux` through its PVH entry, or a bzImage through the 64-bit
 //! Linux boot protocol — with an initramfs, runs one thread per vCPU on the
 //! [`lcow_hypervisor`] traits, and serves the legacy devices of [`lcow_devices`] until the
-//! guest powers off, reboots or fails. Virtio devices, the control socket and the shim's JSON
+//! guest powers off, reboots or fails. Virtio devices sit on virtio-mmio slots declared on the
+//! kernel command line ([`virtio`]): so far vsock, whose hybrid-vsock socket (`--vsock PATH`)
+//! is how the host reaches the guest agent. The control socket and the shim's JSON
 //! configuration come in later issues.
 //!
 //! The binary `lcow-vmm run --kernel K [--initrd I] ...` is a thin CLI over [`vmm::run`].
@@ -20,6 +22,7 @@ pub mod monitor;
 pub mod mptable;
 pub mod panic_watch;
 pub mod vcpu;
+pub mod virtio;
 pub mod vmm;
 
 pub use config::{parse_size, Console, VmConfig};

@@ -20,7 +20,8 @@ const ALLOW_PVM_ENV: &str = "LCOW_ALLOW_PVM";
     version,
     about = "The lcow micro-VM monitor: boots a Linux guest kernel on KVM",
     long_about = "The lcow micro-VM monitor: boots a Linux guest kernel on KVM with an \
-                  initramfs, a serial console and an i8042 reset line, and runs it until the \
+                  initramfs, a serial console, an i8042 reset line and optionally a \
+                  virtio-vsock device behind a hybrid-vsock unix socket, and runs it until the \
                   guest powers off or reboots.\n\n\
                   Exit status: 0 when the guest powered off or rebooted (stderr says which), \
                   1 on a VMM or guest error (stderr has the whole cause chain), 2 on a usage \
@@ -79,6 +80,15 @@ struct RunArgs {
     /// path (created or truncated).
     #[arg(long, value_name = "stdout|FILE|off", default_value = "stdout")]
     console: Console,
+
+    /// Give the guest a virtio-vsock device (guest CID 3) whose host side is a hybrid-vsock
+    /// unix socket listening at PATH: a host client connects, writes "CONNECT <port>\n" and
+    /// reads "OK <n>\n", then the stream is a vsock connection to that guest port; a guest
+    /// connection to host port P is forwarded to the unix socket "PATH_P". A stale socket at
+    /// PATH is replaced; a live one is an error. The socket is removed when the VM ends.
+    /// Default: no vsock device.
+    #[arg(long, value_name = "PATH")]
+    vsock: Option<PathBuf>,
 }
 
 fn parse_memory(text: &str) -> Result<u64, String> {
@@ -137,6 +147,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitReason> {
         memory: args.memory,
         vcpus: args.vcpus,
         console: args.console,
+        vsock: args.vsock,
     };
     lcow_vmm::run(&config).context("the vm failed")
 }
@@ -203,6 +214,26 @@ mod tests {
         assert_eq!(args.vcpus, 1);
         assert_eq!(args.console, Console::Stdout);
         assert!(args.initrd.is_none());
+        assert!(args.vsock.is_none());
+    }
+
+    #[test]
+    fn test_cli_vsock_path_parsed() {
+        let cli = Cli::try_parse_from([
+            "lcow-vmm",
+            "run",
+            "--kernel",
+            "k",
+            "--vsock",
+            "/run/lcow/vm1/vsock.sock",
+        ]);
+        let Ok(Cli {
+            command: Command::Run(args),
+        }) = cli
+        else {
+            panic!("parse failed: {cli:?}");
+        };
+        assert_eq!(args.vsock, Some(PathBuf::from("/run/lcow/vm1/vsock.sock")));
     }
 
     #[test]

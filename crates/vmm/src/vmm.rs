@@ -1,6 +1,6 @@
 //! Building and running one VM: guest memory, the in-kernel irqchip and PIT, the kernel and
-//! initramfs, the legacy devices on their buses, one thread per vCPU and the halt monitor,
-//! until the VM ends.
+//! initramfs, the legacy devices on their buses, the virtio devices and their threads, one
+//! thread per vCPU and the halt monitor, until the VM ends.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use lcow_devices::i8042::{I8042_BASE, I8042_PORTS, KBD_IRQ};
 use lcow_devices::serial::{Discard, COM1_IRQ, COM1_PORT, UART_PORTS};
-use lcow_devices::virtio_mmio::SlotAllocator;
+use lcow_devices::virtio::mmio::MmioError;
+use lcow_devices::virtio::vsock::VsockError;
+use lcow_devices::virtio_mmio::{SlotAllocator, SlotError};
 use lcow_devices::{Bus, BusError, I8042Device, IrqTrigger, SerialDevice};
 use lcow_hypervisor::{Hypervisor, Vcpu, Vm, VmLinuxExt};
 use vm_memory::GuestMemoryMmap;
@@ -25,6 +27,7 @@ use crate::monitor::{run_halt_monitor, ExitReason, MonitoredVcpu, VcpuShared, Vm
 use crate::mptable::{self, MptableError};
 use crate::panic_watch::PanicWatch;
 use crate::vcpu::{configure_vcpu, run_vcpu, VcpuContext, VcpuError, VcpuSetup};
+use crate::virtio::{attach_devices, plan_slots, DeviceThreads};
 
 /// Errors of building or running a VM.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +91,21 @@ pub enum VmmError {
     /// Placing a device on a bus failed.
     #[error("failed to add a device to the bus")]
     AddDevice(#[source] BusError),
+    /// No virtio-mmio slot is left for a device.
+    #[error("failed to place a virtio device")]
+    AllocateSlot(#[source] SlotError),
+    /// Creating the vsock device (its socket, its event loop) failed.
+    #[error("failed to create the vsock device")]
+    CreateVsock(#[source] VsockError),
+    /// Creating a device's virtio-mmio transport failed.
+    #[error("failed to create the virtio-mmio transport of the {device} device")]
+    CreateTransport {
+        /// The device.
+        device: &'static str,
+        /// The cause.
+        #[source]
+        source: MmioError,
+    },
     /// Reading what the host supports failed.
     #[error("failed to read the host's supported {what}")]
     HostSupport {
@@ -142,12 +160,14 @@ fn console_sink(console: &Console) -> Result<Box<dyn Write + Send>, VmmError> {
     })
 }
 
-/// Loads the kernel, initramfs and command line and writes the boot structures; returns the
-/// kernel's entry.
-fn prepare_boot(mem: &GuestMemoryMmap, config: &VmConfig) -> Result<KernelEntry, VmmError> {
+/// Loads the kernel, initramfs and command line (declaring the virtio devices' `slots`) and
+/// writes the boot structures; returns the kernel's entry.
+fn prepare_boot(
+    mem: &GuestMemoryMmap,
+    config: &VmConfig,
+    slots: &SlotAllocator,
+) -> Result<KernelEntry, VmmError> {
     let kernel = boot::load_kernel(mem, &config.kernel).map_err(VmmError::PrepareBoot)?;
-    // No virtio device yet: the slots are declared here as later issues add them.
-    let slots = SlotAllocator::default();
     let cmdline =
         build_cmdline(&config.cmdline, &slots.cmdline_tokens()).map_err(VmmError::BuildCmdline)?;
     let cmdline = cmdline_bytes(&cmdline).map_err(VmmError::BuildCmdline)?;
@@ -231,12 +251,18 @@ where
     vm.create_irq_chip().map_err(VmmError::CreateIrqChip)?;
     vm.create_pit().map_err(VmmError::CreateIrqChip)?;
     map_into_vm(&vm, &mem).map_err(VmmError::SetUpMemory)?;
-    let entry = prepare_boot(&mem, config)?;
+    let plan = plan_slots(config)?;
+    let entry = prepare_boot(&mem, config, &plan.slots)?;
 
     let state = Arc::new(VmState::new());
     let (pio, panicked) = legacy_devices(&vm, config, &state)?;
     let pio = Arc::new(pio);
-    let mmio = Arc::new(Bus::new());
+    let mut mmio = Bus::new();
+    // Declared after the bus: dropped (stopped and joined) first, so a device's last user is
+    // the bus, whose end removes the vsock socket.
+    let mut device_threads = DeviceThreads::default();
+    attach_devices(&vm, &mem, &mut mmio, config, &plan, &mut device_threads)?;
+    let mmio = Arc::new(mmio);
 
     let setup = VcpuSetup {
         cpuid: hv
@@ -319,6 +345,7 @@ where
         }
         Ok(())
     });
+    device_threads.stop();
     spawned?;
     let outcome = state.take_outcome();
     tracing::info!(

@@ -51,6 +51,7 @@ fn test_boot_guest_marker_then_clean_exit() {
             memory: 256 << 20,
             vcpus,
             console: Console::File(console.clone()),
+            vsock: None,
         };
         let start = Instant::now();
         let (done, result) = mpsc::channel();

@@ -33,6 +33,7 @@ fn test_help_documents_every_flag() {
         "--memory",
         "--vcpus",
         "--console",
+        "--vsock",
     ] {
         assert!(text.contains(flag), "{flag} missing from:\n{text}");
     }

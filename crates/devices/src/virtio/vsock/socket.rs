@@ -1,0 +1,228 @@
+//! The host-side unix sockets: the listening socket at `PATH` (replacing a stale one, refusing a
+//! live one or a non-socket), its removal when the device goes away, and non-blocking connects
+//! to `PATH_<port>` for guest-initiated connections.
+
+use std::ffi::c_char;
+use std::fs;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use super::VsockError;
+
+/// The unix socket a guest connection to host port `port` is forwarded to: `PATH_<port>`.
+pub fn socket_path_for_port(path: &Path, port: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!("_{port}"));
+    PathBuf::from(s)
+}
+
+/// The listening socket, removed from the filesystem when dropped (if it is still ours).
+#[derive(Debug)]
+pub(super) struct HostListener {
+    pub(super) listener: UnixListener,
+    path: PathBuf,
+    /// Device and inode of the socket we bound, so a socket someone else put at the path later
+    /// is left alone.
+    id: Option<(u64, u64)>,
+}
+
+impl HostListener {
+    /// Listens on `path` (non-blocking). A stale socket there (nothing accepts on it) is
+    /// replaced; a live socket or anything that is not a socket is an error.
+    pub(super) fn bind(path: &Path) -> Result<Self, VsockError> {
+        match fs::symlink_metadata(path) {
+            Ok(meta) if !meta.file_type().is_socket() => {
+                return Err(VsockError::NotASocket {
+                    path: path.to_owned(),
+                });
+            }
+            Ok(_) => match connect_nonblocking(path) {
+                Ok(_) => {
+                    return Err(VsockError::SocketInUse {
+                        path: path.to_owned(),
+                    })
+                }
+                // A full backlog: someone listens but does not accept.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(VsockError::SocketInUse {
+                        path: path.to_owned(),
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    tracing::info!(path = %path.display(), "replacing a stale vsock socket");
+                    fs::remove_file(path).map_err(|source| VsockError::RemoveStale {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                }
+                Err(source) => {
+                    return Err(VsockError::InspectSocket {
+                        path: path.to_owned(),
+                        source,
+                    })
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(VsockError::InspectSocket {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        }
+        let bind_error = |source| VsockError::Bind {
+            path: path.to_owned(),
+            source,
+        };
+        let listener = UnixListener::bind(path).map_err(bind_error)?;
+        let id = fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        let this = Self {
+            listener,
+            path: path.to_owned(),
+            id,
+        };
+        this.listener.set_nonblocking(true).map_err(bind_error)?;
+        Ok(this)
+    }
+
+    /// The socket's path.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for HostListener {
+    fn drop(&mut self) {
+        let ours = fs::symlink_metadata(&self.path)
+            .ok()
+            .is_some_and(|m| m.file_type().is_socket() && Some((m.dev(), m.ino())) == self.id);
+        if ours {
+            if let Err(e) = fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the vsock socket");
+            }
+        }
+    }
+}
+
+/// Connects a non-blocking unix stream to `path` without ever blocking: a listener whose backlog
+/// is full fails with `WouldBlock` instead of stalling the caller.
+pub(super) fn connect_nonblocking(path: &Path) -> io::Result<UnixStream> {
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: `sockaddr_un` is plain old data; all zeroes is a valid (empty) address.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path is empty, too long or has a NUL byte",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, &src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = src as c_char;
+    }
+    // SAFETY: a plain system call with constant arguments; the result is checked.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a socket this function just created and nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1;
+    // SAFETY: `addr` is an initialised `sockaddr_un` that outlives the call and `len` does not
+    // exceed its size (the path is shorter than `sun_path`); the result is checked.
+    let rc = unsafe {
+        libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_un).cast::<libc::sockaddr>(),
+            len as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(UnixStream::from(socket))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_socket_path_for_port_appends_underscore_port() {
+        assert_eq!(
+            socket_path_for_port(Path::new("/run/x/vsock.sock"), 1024),
+            PathBuf::from("/run/x/vsock.sock_1024")
+        );
+    }
+
+    #[test]
+    fn test_bind_stale_socket_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.sock");
+        drop(UnixListener::bind(&path).unwrap()); // leaves a socket file nobody listens on
+
+        let listener = HostListener::bind(&path).unwrap();
+
+        assert!(UnixStream::connect(&path).is_ok());
+        drop(listener);
+        assert!(!path.exists(), "removed on drop");
+    }
+
+    #[test]
+    fn test_bind_live_socket_in_use_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.sock");
+        let _live = UnixListener::bind(&path).unwrap();
+
+        let err = HostListener::bind(&path).unwrap_err();
+
+        assert!(matches!(err, VsockError::SocketInUse { .. }), "{err}");
+        assert!(path.exists(), "the live socket is left alone");
+    }
+
+    #[test]
+    fn test_bind_regular_file_not_a_socket_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.sock");
+        fs::write(&path, b"x").unwrap();
+
+        let err = HostListener::bind(&path).unwrap_err();
+
+        assert!(matches!(err, VsockError::NotASocket { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"x");
+    }
+
+    #[test]
+    fn test_drop_replaced_socket_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.sock");
+        let ours = HostListener::bind(&path).unwrap();
+        fs::remove_file(&path).unwrap();
+        let _theirs = UnixListener::bind(&path).unwrap();
+
+        drop(ours);
+
+        assert!(path.exists());
+    }
+
+    #[test]
+    fn test_connect_nonblocking_refused_and_too_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = connect_nonblocking(&dir.path().join("none")).unwrap_err();
+        let long = connect_nonblocking(&dir.path().join("x".repeat(200))).unwrap_err();
+
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        assert_eq!(long.kind(), io::ErrorKind::InvalidInput);
+    }
+}

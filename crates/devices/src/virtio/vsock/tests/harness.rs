@@ -1,0 +1,336 @@
+//! The fake driver and host clients the vsock tests share.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use virtio_queue::desc::split::Descriptor as SplitDescriptor;
+use virtio_queue::desc::RawDescriptor;
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
+
+use crate::virtio::vsock::packet::*;
+use crate::virtio::vsock::*;
+use crate::virtio::{Interrupt, VirtioDevice};
+use crate::IrqTrigger;
+
+pub(super) const F_NEXT: u16 = 1;
+pub(super) const F_WRITE: u16 = 2;
+pub(super) const QSIZE: u16 = 16;
+pub(super) const RX_BUFS: u16 = 8;
+pub(super) const RX_BUF_BASE: u64 = 0x10_0000;
+pub(super) const RX_DATA: u32 = 4096;
+pub(super) const TX_HDR_BASE: u64 = 0x20_0000;
+pub(super) const TX_DATA_BASE: u64 = 0x30_0000;
+pub(super) const TX_DATA_STRIDE: u64 = 0x1_0000;
+pub(super) const GUEST_PORT: u32 = 1024;
+pub(super) const GUEST_CID: u64 = DEFAULT_GUEST_CID;
+
+/// A split virtqueue as the driver sees it. (`virtio_queue::mock::MockSplitQueue` places its
+/// used ring over the upper half of its available ring, which these tests would wrap into.)
+pub(super) struct Ring {
+    pub(super) mem: GuestMemoryMmap,
+    pub(super) desc: u64,
+    pub(super) avail: u64,
+    pub(super) used: u64,
+}
+
+impl Ring {
+    pub(super) fn new(mem: &GuestMemoryMmap, base: u64) -> Self {
+        Self {
+            mem: mem.clone(),
+            desc: base,
+            avail: base + 0x100,
+            used: base + 0x200,
+        }
+    }
+
+    /// The device's view of the queue, ready to use.
+    pub(super) fn queue(&self) -> Queue {
+        let mut q = <Queue as QueueT>::new(QSIZE).unwrap();
+        q.set_ready(true);
+        q.try_set_desc_table_address(GuestAddress(self.desc))
+            .unwrap();
+        q.try_set_avail_ring_address(GuestAddress(self.avail))
+            .unwrap();
+        q.try_set_used_ring_address(GuestAddress(self.used))
+            .unwrap();
+        q
+    }
+
+    /// Stores `descs` at `index..` of the descriptor table and makes the first available.
+    pub(super) fn offer(&self, descs: &[RawDescriptor], index: u16) {
+        for (i, d) in descs.iter().enumerate() {
+            let at = self.desc + 16 * u64::from(index + i as u16);
+            self.mem.write_obj(*d, GuestAddress(at)).unwrap();
+        }
+        let idx: u16 = self.mem.read_obj(GuestAddress(self.avail + 2)).unwrap();
+        let slot = self.avail + 4 + 2 * u64::from(idx % QSIZE);
+        self.mem.write_obj(index, GuestAddress(slot)).unwrap();
+        self.mem
+            .write_obj(idx.wrapping_add(1), GuestAddress(self.avail + 2))
+            .unwrap();
+    }
+
+    pub(super) fn used_idx(&self) -> u16 {
+        self.mem.read_obj(GuestAddress(self.used + 2)).unwrap()
+    }
+
+    /// Used element `n` (modulo the size): descriptor id and length.
+    pub(super) fn used_elem(&self, n: u16) -> (u32, u32) {
+        let at = GuestAddress(self.used + 4 + 8 * u64::from(n % QSIZE));
+        (
+            self.mem.read_obj(at).unwrap(),
+            self.mem.read_obj(at.unchecked_add(4)).unwrap(),
+        )
+    }
+}
+
+/// A fake guest driver and the device under test.
+pub(super) struct Harness {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) path: PathBuf,
+    pub(super) mem: GuestMemoryMmap,
+    pub(super) rxq: Ring,
+    pub(super) txq: Ring,
+    pub(super) device: Vsock,
+    pub(super) worker: VsockWorker,
+    pub(super) interrupt: Arc<Interrupt>,
+    pub(super) rx_seen: u16,
+    pub(super) rx_posted: u16,
+    /// Buffers the device gave back without a packet.
+    pub(super) rx_empty: usize,
+    pub(super) tx_sent: u16,
+}
+
+/// A packet the device put in an rx buffer.
+#[derive(Debug)]
+pub(super) struct Rx {
+    pub(super) hdr: Header,
+    pub(super) data: Vec<u8>,
+}
+
+impl Harness {
+    pub(super) fn new(limits: Limits) -> Self {
+        let mut h = Self::bare(limits);
+        for _ in 0..RX_BUFS {
+            h.post_rx();
+        }
+        h
+    }
+
+    /// A live device with no rx buffer posted.
+    pub(super) fn bare(limits: Limits) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vsock.sock");
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
+        let rxq = Ring::new(&mem, 0);
+        let txq = Ring::new(&mem, 0x8000);
+        let evq = Ring::new(&mem, 0xc000);
+        let (mut device, worker) = Vsock::new(GUEST_CID, &path, limits).unwrap();
+        let interrupt = Arc::new(Interrupt::new(IrqTrigger::new().unwrap()));
+        let queues = vec![rxq.queue(), txq.queue(), evq.queue()];
+        device
+            .activate(mem.clone(), queues, interrupt.clone(), 1 << 32)
+            .unwrap();
+        Self {
+            _dir: dir,
+            path,
+            mem,
+            rxq,
+            txq,
+            device,
+            worker,
+            interrupt,
+            rx_seen: 0,
+            rx_posted: 0,
+            rx_empty: 0,
+            tx_sent: 0,
+        }
+    }
+
+    pub(super) fn limits() -> Limits {
+        Limits {
+            buf_alloc: 64 * 1024,
+            ..Limits::default()
+        }
+    }
+
+    /// Offers one rx buffer (header and data in one write-only descriptor).
+    pub(super) fn post_rx(&mut self) {
+        let slot = self.rx_posted % QSIZE;
+        let addr = RX_BUF_BASE + u64::from(slot) * 0x2000;
+        let desc = SplitDescriptor::new(addr, HEADER_SIZE as u32 + RX_DATA, F_WRITE, 0);
+        self.rxq.offer(&[RawDescriptor::from(desc)], slot);
+        self.rx_posted = self.rx_posted.wrapping_add(1);
+    }
+
+    /// Runs the worker's loop without waiting until it has nothing more to do.
+    pub(super) fn pump(&mut self) {
+        for _ in 0..6 {
+            assert!(self.worker.run_once(Some(Duration::ZERO)).unwrap());
+        }
+    }
+
+    /// Puts a packet in the tx queue (header descriptor, then a data descriptor if any), and
+    /// notifies the device.
+    pub(super) fn send_raw(&mut self, descs: &[(u64, u32, u16)]) {
+        let base = (self.tx_sent % (QSIZE / 4)) * 4;
+        let raw: Vec<RawDescriptor> = descs
+            .iter()
+            .enumerate()
+            .map(|(i, &(addr, len, flags))| {
+                let last = i + 1 == descs.len();
+                let flags = if last { flags } else { flags | F_NEXT };
+                RawDescriptor::from(SplitDescriptor::new(addr, len, flags, base + i as u16 + 1))
+            })
+            .collect();
+        self.txq.offer(&raw, base);
+        self.tx_sent = self.tx_sent.wrapping_add(1);
+        self.device.queue_events()[1].write(1).unwrap();
+        self.pump();
+    }
+
+    pub(super) fn send(&mut self, hdr: Header, data: &[u8]) {
+        let slot = u64::from(self.tx_sent % (QSIZE / 4));
+        let hdr_addr = TX_HDR_BASE + slot * 0x100;
+        self.mem
+            .write_slice(&hdr.to_bytes(), GuestAddress(hdr_addr))
+            .unwrap();
+        if data.is_empty() {
+            self.send_raw(&[(hdr_addr, HEADER_SIZE as u32, 0)]);
+        } else {
+            let data_addr = TX_DATA_BASE + slot * TX_DATA_STRIDE;
+            self.mem.write_slice(data, GuestAddress(data_addr)).unwrap();
+            self.send_raw(&[
+                (hdr_addr, HEADER_SIZE as u32, 0),
+                (data_addr, data.len() as u32, 0),
+            ]);
+        }
+    }
+
+    /// The packets the device delivered since the last call; their buffers are posted again.
+    pub(super) fn rx(&mut self) -> Vec<Rx> {
+        let used_idx = self.rxq.used_idx();
+        let mut out = Vec::new();
+        while self.rx_seen != used_idx {
+            let (id, len) = self.rxq.used_elem(self.rx_seen);
+            self.rx_seen = self.rx_seen.wrapping_add(1);
+            self.post_rx();
+            if len == 0 {
+                self.rx_empty += 1;
+                continue;
+            }
+            let addr = RX_BUF_BASE + u64::from(id) * 0x2000;
+            let mut raw = [0u8; HEADER_SIZE];
+            self.mem.read_slice(&mut raw, GuestAddress(addr)).unwrap();
+            let hdr = Header::from_bytes(&raw);
+            assert_eq!(len, HEADER_SIZE as u32 + hdr.len, "used length");
+            let mut data = vec![0u8; hdr.len as usize];
+            self.mem
+                .read_slice(&mut data, GuestAddress(addr + HEADER_SIZE as u64))
+                .unwrap();
+            out.push(Rx { hdr, data });
+        }
+        if !out.is_empty() {
+            self.device.queue_events()[0].write(1).unwrap();
+        }
+        out
+    }
+
+    pub(super) fn tx_used(&self) -> u16 {
+        self.txq.used_idx()
+    }
+
+    /// A host client that sent `CONNECT port` and whose REQUEST reached the guest.
+    pub(super) fn host_connect(&mut self, port: u32) -> (UnixStream, Header) {
+        let mut host = UnixStream::connect(&self.path).unwrap();
+        host.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        writeln!(host, "CONNECT {port}").unwrap();
+        self.pump();
+        let rx = self.rx();
+        assert_eq!(rx.len(), 1, "{rx:?}");
+        let req = rx[0].hdr;
+        assert_eq!(req.op, OP_REQUEST);
+        (host, req)
+    }
+
+    /// A host client connected to the guest, `OK` line read.
+    pub(super) fn established(&mut self, port: u32) -> (UnixStream, u32) {
+        let (mut host, req) = self.host_connect(port);
+        self.send(pkt(OP_RESPONSE, req.src_port, port), &[]);
+        let line = read_line(&mut host);
+        assert_eq!(line, format!("OK {}\n", req.src_port));
+        (host, req.src_port)
+    }
+
+    pub(super) fn connections(&self) -> usize {
+        device_backend(&self.device).muxer.connection_count()
+    }
+}
+
+/// A packet from the guest on connection (`local_port`, `peer_port`).
+pub(super) fn pkt(op: u16, local_port: u32, peer_port: u32) -> Header {
+    Header {
+        src_cid: GUEST_CID,
+        dst_cid: HOST_CID,
+        src_port: peer_port,
+        dst_port: local_port,
+        type_: TYPE_STREAM,
+        op,
+        buf_alloc: 256 * 1024,
+        ..Header::default()
+    }
+}
+
+pub(super) fn device_backend(
+    dev: &Vsock,
+) -> std::sync::MutexGuard<'_, crate::virtio::vsock::device::Backend> {
+    crate::virtio::vsock::device::lock(dev.backend())
+}
+
+pub(super) fn read_line(stream: &mut UnixStream) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while stream.read(&mut byte).unwrap() == 1 {
+        line.push(byte[0]);
+        if byte[0] == b'\n' {
+            break;
+        }
+    }
+    String::from_utf8(line).unwrap()
+}
+
+/// What is left to read on a host stream, if the device closed it (`None`: still open).
+pub(super) fn drain(stream: &mut UnixStream) -> Option<Vec<u8>> {
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Some(out),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Whether the device closed the host stream.
+pub(super) fn closed(stream: &mut UnixStream) -> bool {
+    drain(stream).is_some()
+}
+
+impl Header {
+    pub(super) fn with_len(mut self, len: u32) -> Self {
+        self.len = len;
+        self
+    }
+}

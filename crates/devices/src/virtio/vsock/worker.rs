@@ -1,0 +1,137 @@
+//! [`VsockWorker`]: the vsock device's event loop, run on its own thread (`vsock`).
+//!
+//! One epoll instance watches the three queue notification eventfds, a kick eventfd (the
+//! device was activated), the listening socket, every host stream and the stop eventfd. Each
+//! pass waits (no longer than the muxer's next deadline), handles the events with the backend
+//! locked, ends what timed out, then processes the queues: guest packets first, then the packets
+//! owed to the guest, as long as there are rx buffers for them.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use vmm_sys_util::epoll::{Epoll, EpollEvent};
+use vmm_sys_util::eventfd::EventFd;
+
+use super::device::{lock, Backend};
+use super::muxer::TOKEN_LISTENER;
+
+/// Token of the stop eventfd.
+pub(super) const TOKEN_STOP: u64 = 0;
+/// Token of the rx queue's notification eventfd.
+pub(super) const TOKEN_RXQ: u64 = 1;
+/// Token of the tx queue's notification eventfd.
+pub(super) const TOKEN_TXQ: u64 = 2;
+/// Token of the event queue's notification eventfd.
+pub(super) const TOKEN_EVQ: u64 = 3;
+/// Token of the activation kick.
+pub(super) const TOKEN_KICK: u64 = 4;
+
+/// Events handled per wait.
+const EVENT_BATCH: usize = 64;
+
+/// The device's event loop (see the module documentation). [`VsockWorker::run`] it on a thread
+/// and end it with a [`VsockStopper`].
+#[derive(Debug)]
+pub struct VsockWorker {
+    backend: Arc<Mutex<Backend>>,
+    epoll: Arc<Epoll>,
+    /// rx, tx and event queue notifications, then the kick.
+    events: [EventFd; 4],
+    stop: EventFd,
+}
+
+/// Ends a [`VsockWorker`]'s loop from another thread.
+#[derive(Debug)]
+pub struct VsockStopper {
+    stop: EventFd,
+}
+
+impl VsockStopper {
+    /// Asks the worker to stop; it returns from [`VsockWorker::run`] at its next wake-up, which
+    /// this causes.
+    pub fn stop(&self) -> io::Result<()> {
+        self.stop.write(1)
+    }
+}
+
+impl VsockWorker {
+    pub(super) fn new(
+        backend: Arc<Mutex<Backend>>,
+        epoll: Arc<Epoll>,
+        events: [EventFd; 4],
+        stop: EventFd,
+    ) -> Self {
+        Self {
+            backend,
+            epoll,
+            events,
+            stop,
+        }
+    }
+
+    /// A handle that stops this worker.
+    pub fn stopper(&self) -> io::Result<VsockStopper> {
+        Ok(VsockStopper {
+            stop: self.stop.try_clone()?,
+        })
+    }
+
+    /// Runs the loop until stopped. An epoll failure ends it too (logged): the device then
+    /// stops serving, the VM goes on.
+    pub fn run(self) {
+        tracing::debug!("vsock worker started");
+        loop {
+            match self.run_once(None) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "vsock event loop failed; vsock is down");
+                    break;
+                }
+            }
+        }
+        tracing::debug!("vsock worker stopped");
+    }
+
+    /// One pass of the loop, waiting at most `timeout` (`None`: until an event or the next
+    /// deadline). Returns `false` once stopped.
+    pub fn run_once(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        let deadline = lock(&self.backend).muxer.next_deadline();
+        let now = Instant::now();
+        let until_deadline = deadline.map(|d| d.saturating_duration_since(now));
+        let wait = match (timeout, until_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait_ms = wait.map_or(-1, |d| {
+            // Round up so a deadline is never polled for just before it passes.
+            i32::try_from(d.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+        });
+        let mut events = [EpollEvent::default(); EVENT_BATCH];
+        let count = match self.epoll.wait(wait_ms, &mut events) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e),
+        };
+        let now = Instant::now();
+        let mut backend = lock(&self.backend);
+        for event in &events[..count] {
+            match event.data() {
+                TOKEN_STOP => return Ok(false),
+                token @ TOKEN_RXQ..=TOKEN_KICK => {
+                    // Counters; the queues are processed below whatever woke us.
+                    let index = (token - TOKEN_RXQ) as usize;
+                    if let Some(e) = self.events.get(index) {
+                        let _ = e.read();
+                    }
+                }
+                TOKEN_LISTENER => backend.muxer.accept(now),
+                token => backend.muxer.host_event(token, event.event_set(), now),
+            }
+        }
+        backend.muxer.sweep(now);
+        backend.process_queues(now);
+        Ok(true)
+    }
+}
