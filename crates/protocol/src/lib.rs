@@ -34,7 +34,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The guest's vsock context id (CID) as the VMM assigns it.
 pub const GUEST_CID: u64 = 3;
 /// The longest container or exec id either side accepts.
-pub const MAX_ID_LEN: usize = 256;
+pub const MAX_ID_LEN: usize = 255;
 
 /// Whether `id` is an acceptable container or exec id: 1 to [`MAX_ID_LEN`] bytes of ASCII
 /// letters, digits, `_`, `-` and `.`, not starting with `.` (so it is a safe path component).
