@@ -25,14 +25,21 @@ if ! file "$agent" | grep -q 'static'; then
   echo "build-guest: $agent is not statically linked" >&2; file "$agent" >&2; exit 1
 fi
 
-initramfs=$out/initramfs.cpio.gz
-if [ ! -f "$initramfs" ] || [ "$agent" -nt "$initramfs" ] || [ "$0" -nt "$initramfs" ]; then
-  python3 "$root/scripts/mkcpio.py" "$initramfs.tmp" < <(sed "s|@AGENT@|$agent|" "$root/guest/initramfs/agent.spec")
+# The initramfs carries the agent stripped (the unstripped binary keeps the symbols) and
+# uncompressed: the guest copies it instead of inflating it, which boots faster than reading
+# fewer bytes.
+stripped=$out/lcow-agent
+if [ ! -f "$stripped" ] || [ "$agent" -nt "$stripped" ]; then
+  strip -o "$stripped.tmp" "$agent" && mv "$stripped.tmp" "$stripped"
+fi
+initramfs=$out/initramfs.cpio
+if [ ! -f "$initramfs" ] || [ "$stripped" -nt "$initramfs" ] || [ "$0" -nt "$initramfs" ]; then
+  python3 "$root/scripts/mkcpio.py" "$initramfs.tmp" < <(sed "s|@AGENT@|$stripped|" "$root/guest/initramfs/agent.spec")
   mv "$initramfs.tmp" "$initramfs"
 fi
 [ $test = 0 ] && { echo "$initramfs"; exit 0; }
 
-testroot=$out/testroot.cpio.gz
+testroot=$out/testroot.cpio
 if [ ! -f "$testroot" ] || [ /bin/busybox -nt "$testroot" ] || [ "$0" -nt "$testroot" ]; then
   {
     cat "$root/guest/initramfs/testroot.spec"
@@ -44,7 +51,7 @@ if [ ! -f "$testroot" ] || [ /bin/busybox -nt "$testroot" ] || [ "$0" -nt "$test
   } | python3 "$root/scripts/mkcpio.py" "$testroot.tmp"
   mv "$testroot.tmp" "$testroot"
 fi
-combined=$out/initramfs-test.cpio.gz
+combined=$out/initramfs-test.cpio
 if [ ! -f "$combined" ] || [ "$initramfs" -nt "$combined" ] || [ "$testroot" -nt "$combined" ]; then
   cat "$initramfs" "$testroot" > "$combined.tmp" && mv "$combined.tmp" "$combined"
 fi

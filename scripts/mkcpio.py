@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Write a gzip-compressed newc cpio archive (an initramfs) from a small spec, without root.
+"""Write a newc cpio archive (an initramfs) from a small spec, without root; gzip-compressed
+when OUT ends in .gz.
 
 Spec lines (like the kernel's gen_init_cpio):
   dir   PATH MODE
   file  PATH HOST_SOURCE MODE
   slink PATH TARGET
   nod   PATH MODE c|b MAJOR MINOR
-Usage: mkcpio.py OUT.cpio.gz < spec
+Usage: mkcpio.py OUT.cpio[.gz] < spec
 """
 import gzip
 import os
@@ -55,8 +56,12 @@ def main():
         ino += 1
     out += header(0, 0, 1, 0, 0, 0, "TRAILER!!!")
     tmp = sys.argv[1] + ".tmp"
-    with gzip.open(tmp, "wb", compresslevel=6) as f:
-        f.write(out)
+    if sys.argv[1].endswith(".gz"):
+        with gzip.open(tmp, "wb", compresslevel=6) as f:
+            f.write(out)
+    else:
+        with open(tmp, "wb") as f:
+            f.write(out)
     os.replace(tmp, sys.argv[1])
 
 if __name__ == "__main__":
