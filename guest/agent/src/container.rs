@@ -235,8 +235,14 @@ impl Agent {
         if let Some(root) = spec.root() {
             // After the guest mounts, which may be what provides it.
             if !root.path().is_dir() {
+                let hint = if root.path() == self.config.default_rootfs.as_path() {
+                    " (the default test rootfs travels only in the test initramfs, \
+                     `make guest-test`; otherwise name a rootfs)"
+                } else {
+                    ""
+                };
                 return Err(AgentError::BadRequest(format!(
-                    "rootfs {} is not a directory in the guest",
+                    "rootfs {} is not a directory in the guest{hint}",
                     root.path().display()
                 )));
             }
