@@ -1,0 +1,1 @@
+//! 9P2000.L: the wire format and the server.
