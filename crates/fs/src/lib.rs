@@ -8,4 +8,5 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod fuse;
 pub mod p9;

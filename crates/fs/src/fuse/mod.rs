@@ -1,0 +1,1 @@
+//! FUSE as virtio-fs speaks it: the wire format and the server.
