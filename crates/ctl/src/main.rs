@@ -26,7 +26,14 @@ use crate::agent::{ctx, rpc_message, Agent, CALL_TIMEOUT};
 
 /// Talk to the guest agent of a running lcow VM.
 #[derive(Debug, Parser)]
-#[command(name = "lcow-ctl", version, about, long_about = None)]
+#[command(
+    name = "lcow-ctl",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit status: run, exec and wait exit with the process's status (128 + N when \
+                  signal N ended it); 125 when lcow-ctl itself fails (the message says why)."
+)]
 struct Cli {
     /// The VM's hybrid-vsock socket (`lcow-vmm run --vsock PATH`).
     #[arg(long, value_name = "PATH")]
