@@ -1,4 +1,4 @@
-//! 9P2000.L: the wire format and the server.
+//! 9P2000.L: the wire format and the server ([`server::Server`]).
 //!
 //! The wire format is transport-free and knows nothing of backends: [`decode_tmessage`]
 //! turns one framed request into a tag and a [`Tmessage`], [`encode_rmessage`] appends a
@@ -15,6 +15,7 @@ pub mod consts;
 pub mod dirent;
 pub mod frame;
 pub mod rmessage;
+pub mod server;
 pub mod tmessage;
 pub mod wire;
 
@@ -27,6 +28,7 @@ pub use frame::{
     encode_rmessage, encode_tmessage, frame_size,
 };
 pub use rmessage::*;
+pub use server::Server;
 pub use tmessage::*;
 pub use wire::{
     Data, Name, P9String, Qid, Reader, WireError, WireFormat, MAXWELEM, MAX_MSIZE, MAX_NAME_LEN,
