@@ -9,6 +9,7 @@
 mod agent;
 mod exec;
 mod run;
+mod share;
 mod spec;
 mod tty;
 

@@ -19,7 +19,7 @@ use lcow_protocol::stdio::StreamKind;
 
 use crate::agent::{ctx, rpc_message, Agent, CALL_TIMEOUT};
 use crate::spec::{self, RunSpec};
-use crate::{exit_code, tty};
+use crate::{exit_code, share, tty};
 
 /// How long output may keep flowing after the process has ended (a daemonised child can hold
 /// the pipe open forever).
@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// The working directory inside the container.
     #[arg(long)]
     pub cwd: Option<String>,
+    /// Mount a file share of the VM (lcow-vmm --share TAG=PATH) in the container at DEST.
+    /// Options: 9p (default) or virtiofs, the share's protocol; ro. Repeatable.
+    #[arg(long, value_name = "TAG:DEST[:OPT,...]", value_parser = share::parse)]
+    pub share: Vec<share::Share>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -108,7 +112,10 @@ pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
         env: args.env.clone(),
         memory: args.memory,
         cwd: args.cwd.clone(),
+        id: id.clone(),
+        shares: args.share.clone(),
     })?;
+    let guest_mounts = share::guest_mounts(&id, &args.share)?;
     let stdio = Stdio {
         stdin: !args.detach,
         stdout: !args.detach,
@@ -129,6 +136,7 @@ pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
             &CreateContainerRequest {
                 container_id: id.clone(),
                 oci_spec: spec,
+                guest_mounts,
                 stdio: Some(stdio).into(),
                 ..Default::default()
             },

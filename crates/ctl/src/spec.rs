@@ -17,6 +17,10 @@ pub struct RunSpec {
     pub memory: Option<u64>,
     /// Working directory.
     pub cwd: Option<String>,
+    /// The container id (names the guest paths of its shares).
+    pub id: String,
+    /// VM file shares bound into the container.
+    pub shares: Vec<crate::share::Share>,
 }
 
 /// The spec as JSON bytes.
@@ -45,6 +49,7 @@ pub fn build(run: &RunSpec) -> anyhow::Result<Vec<u8>> {
         let resources = linux.entry("resources").or_insert_with(|| json!({}));
         resources["memory"] = json!({ "limit": limit, "swap": limit });
     }
+    crate::share::add_to_spec(&mut spec, &run.id, &run.shares)?;
     serde_json::to_vec(&spec).context("cannot serialize the OCI spec")
 }
 
@@ -61,6 +66,7 @@ mod tests {
             env: vec!["A=1".into()],
             memory: Some(16 << 20),
             cwd: None,
+            ..Default::default()
         })
         .unwrap();
         let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes).unwrap();
