@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only those that are missing.
-# Usage: scripts/deps.sh GROUP...   (groups: kernel rig guest)
+# Usage: scripts/deps.sh GROUP...   (groups: kernel rig guest fs)
 set -euo pipefail
 
 declare -A GROUP_PKGS=(
   [kernel]="build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils linux-source-6.1"
   [rig]="busybox-static cpio qemu-system-x86"
   [guest]="libseccomp-dev pkg-config busybox-static python3"
+  [fs]="fuse3 file util-linux"
 )
 # Packages that must come from bookworm-backports (RIG.md: QEMU 7.2 livelocks the rig).
 declare -A BACKPORTS=([qemu-system-x86]=1)

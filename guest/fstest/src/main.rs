@@ -1,0 +1,330 @@
+//! `lcow-fstest`: checks, run inside a guest on a file share, that locks and SQLite behave as on
+//! a local disk. Each check prints `ok: ...` lines and ends with `PASS <check>`, or prints
+//! `FAIL: ...` and exits 1.
+//!
+//! - `locks DIR`: POSIX record locks (fcntl) and flock between two processes: conflicts are
+//!   refused, F_GETLK names the holder, a blocked F_SETLKW waits for the release, two
+//!   descriptors of one process share its POSIX locks and closing either releases them.
+//! - `sqlite DIR`: a database in WAL mode written by two processes at once (busy timeout), read
+//!   meanwhile by a third; every row arrives and `PRAGMA integrity_check` says ok.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+const ROWS_PER_WRITER: u32 = 300;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match args.get(1).map(String::as_str) {
+        Some("locks") if args.len() == 3 => locks(Path::new(&args[2])),
+        Some("sqlite") if args.len() == 3 => sqlite(Path::new(&args[2])),
+        Some("child") if args.len() >= 4 => child(&args[2], Path::new(&args[3]), &args[4..]),
+        Some("child-sqlite") if args.len() == 4 => match args[3].parse() {
+            Ok(w) => sqlite_writer(Path::new(&args[2]), w),
+            Err(_) => Err(anyhow::anyhow!("bad writer number {}", args[3])),
+        },
+        _ => {
+            eprintln!(
+                "usage: lcow-fstest locks DIR | sqlite DIR\n\
+                 Checks lock semantics and SQLite WAL on the file system holding DIR."
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("FAIL: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ok(what: &str) {
+    println!("ok: {what}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// fcntl and flock
+
+fn flock_of(kind: i32, start: i64, len: i64) -> libc::flock {
+    // SAFETY: flock is plain old data; all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as i16;
+    fl.l_whence = libc::SEEK_SET as i16;
+    fl.l_start = start;
+    fl.l_len = len;
+    fl
+}
+
+/// fcntl(F_SETLK/F_SETLKW); Ok(false) when a conflicting lock is held.
+fn setlk(f: &File, kind: i32, start: i64, len: i64, wait: bool) -> Result<bool> {
+    let fl = flock_of(kind, start, len);
+    let cmd = if wait { libc::F_SETLKW } else { libc::F_SETLK };
+    // SAFETY: fcntl with a valid descriptor and a pointer to a live flock.
+    let rc = unsafe { libc::fcntl(f.as_raw_fd(), cmd, &fl) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e).context("fcntl(F_SETLK)"),
+    }
+}
+
+/// fcntl(F_GETLK): the conflicting lock's type and pid, or None.
+fn getlk(f: &File, kind: i32, start: i64, len: i64) -> Result<Option<(i32, i32)>> {
+    let mut fl = flock_of(kind, start, len);
+    // SAFETY: fcntl with a valid descriptor and a pointer to a live flock it fills in.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("fcntl(F_GETLK)");
+    }
+    Ok((i32::from(fl.l_type) != libc::F_UNLCK).then_some((i32::from(fl.l_type), fl.l_pid)))
+}
+
+/// flock(2); Ok(false) when it would block.
+fn flock(f: &File, op: i32) -> Result<bool> {
+    // SAFETY: flock with a valid descriptor.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(false);
+    }
+    Err(e).context("flock")
+}
+
+fn open_rw(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))
+}
+
+fn spawn_child(args: &[&str]) -> Result<Child> {
+    Command::new(std::env::current_exe().context("own path")?)
+        .arg("child")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("spawn a child process")
+}
+
+fn child_says(child: Child) -> Result<String> {
+    let out = child.wait_with_output().context("wait for the child")?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() {
+        bail!("child failed ({}): {text}", out.status);
+    }
+    Ok(text)
+}
+
+/// What a second process sees.
+fn child(what: &str, path: &Path, rest: &[String]) -> Result<()> {
+    let f = open_rw(path)?;
+    match what {
+        "try-write" => {
+            // try-write START LEN
+            let start: i64 = rest.first().context("start")?.parse()?;
+            let len: i64 = rest.get(1).context("len")?.parse()?;
+            println!(
+                "{}",
+                if setlk(&f, libc::F_WRLCK, start, len, false)? {
+                    "got"
+                } else {
+                    "busy"
+                }
+            );
+        }
+        "getlk" => match getlk(&f, libc::F_WRLCK, 0, 0)? {
+            Some((kind, pid)) => {
+                println!("{} {pid}", if kind == libc::F_WRLCK { "W" } else { "R" })
+            }
+            None => println!("none"),
+        },
+        "wait-write" => {
+            let t = Instant::now();
+            setlk(&f, libc::F_WRLCK, 0, 100, true)?;
+            println!("{}", t.elapsed().as_millis());
+        }
+        "try-flock" => {
+            println!(
+                "{}",
+                if flock(&f, libc::LOCK_EX | libc::LOCK_NB)? {
+                    "got"
+                } else {
+                    "busy"
+                }
+            );
+        }
+        other => bail!("unknown child check {other}"),
+    }
+    Ok(())
+}
+
+fn locks(dir: &Path) -> Result<()> {
+    let path = dir.join("lcow-fstest.lock");
+    let _ = std::fs::remove_file(&path);
+    let p = path.to_str().context("path is not UTF-8")?;
+    let me = std::process::id() as i32;
+    let f = open_rw(&path)?;
+
+    // fcntl: conflicts between processes.
+    if !setlk(&f, libc::F_WRLCK, 0, 100, false)? {
+        bail!("F_SETLK on a fresh file was refused");
+    }
+    let seen = child_says(spawn_child(&["try-write", p, "50", "100"])?)?;
+    if seen != "busy" {
+        bail!("another process locked bytes 50..150 over our write lock on 0..100 ({seen})");
+    }
+    ok("fcntl: an overlapping write lock from another process is refused");
+    let seen = child_says(spawn_child(&["try-write", p, "100", "100"])?)?;
+    if seen != "got" {
+        bail!("another process could not lock the free bytes 100..200 ({seen})");
+    }
+    ok("fcntl: a disjoint range is free for another process");
+    let seen = child_says(spawn_child(&["getlk", p])?)?;
+    if seen != format!("W {me}") {
+        bail!("F_GETLK in another process says {seen:?}, expected \"W {me}\"");
+    }
+    ok("fcntl: F_GETLK names the holder's type and pid");
+
+    // A waiter wakes when the holder unlocks.
+    let waiter = spawn_child(&["wait-write", p])?;
+    std::thread::sleep(Duration::from_millis(400));
+    setlk(&f, libc::F_UNLCK, 0, 0, false)?;
+    let waited: u64 = child_says(waiter)?.parse().context("waiter's time")?;
+    if waited < 300 {
+        bail!("F_SETLKW returned after {waited} ms although the lock was held for 400 ms");
+    }
+    ok(&format!(
+        "fcntl: F_SETLKW waited {waited} ms for the release"
+    ));
+
+    // POSIX: locks belong to the process; a second descriptor shares them and closing any
+    // descriptor of the file releases them all.
+    let g = open_rw(&path)?;
+    if !setlk(&f, libc::F_WRLCK, 0, 100, false)? || !setlk(&g, libc::F_WRLCK, 0, 100, false)? {
+        bail!("one process could not write-lock the same range through two descriptors");
+    }
+    ok("fcntl: two descriptors of one process do not conflict");
+    drop(g);
+    let seen = child_says(spawn_child(&["try-write", p, "0", "100"])?)?;
+    if seen != "got" {
+        bail!("closing one descriptor did not release the process's locks ({seen})");
+    }
+    ok("fcntl: closing a descriptor releases the process's locks");
+
+    // flock: per open file description.
+    let h = open_rw(&path)?;
+    if !flock(&h, libc::LOCK_EX | libc::LOCK_NB)? {
+        bail!("flock on a fresh file was refused");
+    }
+    let seen = child_says(spawn_child(&["try-flock", p])?)?;
+    if seen != "busy" {
+        bail!("another process took flock LOCK_EX over ours ({seen})");
+    }
+    ok("flock: LOCK_EX from another process is refused");
+    flock(&h, libc::LOCK_UN)?;
+    let seen = child_says(spawn_child(&["try-flock", p])?)?;
+    if seen != "got" {
+        bail!("flock stayed held after LOCK_UN ({seen})");
+    }
+    ok("flock: LOCK_UN frees it");
+    drop(f);
+    std::fs::remove_file(&path).ok();
+    println!("PASS locks");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite
+
+fn db_open(path: &Path) -> Result<rusqlite::Connection> {
+    let db =
+        rusqlite::Connection::open(path).with_context(|| format!("open {}", path.display()))?;
+    db.busy_timeout(Duration::from_secs(30))?;
+    Ok(db)
+}
+
+fn sqlite(dir: &Path) -> Result<()> {
+    let path: PathBuf = dir.join("lcow-fstest.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let db = db_open(&path)?;
+    let mode: String = db.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if mode != "wal" {
+        bail!("journal_mode=WAL answered {mode:?}");
+    }
+    db.execute_batch("CREATE TABLE t (writer INTEGER, n INTEGER, PRIMARY KEY (writer, n));")?;
+    ok("sqlite: WAL mode on");
+    let p = path.to_str().context("path is not UTF-8")?;
+    let exe = std::env::current_exe()?;
+    let writers = (1..=2)
+        .map(|w| {
+            Command::new(&exe)
+                .args(["child-sqlite", p, &w.to_string()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("spawn a writer")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Read while they write: counts only grow.
+    let mut last = 0i64;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(120) {
+        let n: i64 = db.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+        if n < last {
+            bail!("a reader saw the row count go back from {last} to {n}");
+        }
+        last = n;
+        if n == i64::from(2 * ROWS_PER_WRITER) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for w in writers {
+        let said = child_says(w)?;
+        ok(&format!("sqlite: {said}"));
+    }
+    let n: i64 = db.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+    if n != i64::from(2 * ROWS_PER_WRITER) {
+        bail!("{n} rows after two writers of {ROWS_PER_WRITER} each");
+    }
+    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        bail!("integrity_check: {check}");
+    }
+    ok(&format!(
+        "sqlite: {n} rows from two concurrent writers, integrity ok"
+    ));
+    drop(db);
+    println!("PASS sqlite");
+    Ok(())
+}
+
+/// A writer process: one transaction per row.
+fn sqlite_writer(path: &Path, writer: u32) -> Result<()> {
+    let db = db_open(path)?;
+    let t = Instant::now();
+    for n in 0..ROWS_PER_WRITER {
+        db.execute("INSERT INTO t (writer, n) VALUES (?1, ?2)", (writer, n))
+            .with_context(|| format!("writer {writer} row {n}"))?;
+    }
+    println!(
+        "writer {writer}: {ROWS_PER_WRITER} transactions in {} ms",
+        t.elapsed().as_millis()
+    );
+    Ok(())
+}
