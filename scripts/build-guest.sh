@@ -2,12 +2,17 @@
 # build-guest.sh [--test]: build the static guest agent and the initramfs that boots it (the
 # agent as /init and nothing else but /dev/console and empty mount points); print its path.
 #
+# With --fs, additionally append the file-share checks (static pjdfstest and lcow-fstest under
+# /testroot/usr/bin, their configuration and the users pjdfstest switches to) and print that
+# archive's path: initramfs-fs.cpio, for the rig's share tests.
+#
 # With --test, also build the test container rootfs (static busybox under /testroot, the
 # agent's default rootfs) and print the path of an initramfs that is the agent's archive with
 # the rootfs archive appended (the kernel unpacks concatenated archives in turn).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-test=0; [ "${1:-}" = --test ] && test=1
+test=0; fs=0
+case "${1:-}" in --test) test=1 ;; --fs) test=1; fs=1 ;; esac
 "$root/scripts/deps.sh" guest
 out=$root/target/guest; mkdir -p "$out"
 triple=x86_64-unknown-linux-gnu
@@ -55,4 +60,26 @@ combined=$out/initramfs-test.cpio
 if [ ! -f "$combined" ] || [ "$initramfs" -nt "$combined" ] || [ "$testroot" -nt "$combined" ]; then
   cat "$initramfs" "$testroot" > "$combined.tmp" && mv "$combined.tmp" "$combined"
 fi
-echo "$combined"
+[ $fs = 0 ] && { echo "$combined"; exit 0; }
+
+pjd=$out/pjdfstest
+strip -o "$pjd" "$("$root/scripts/tool-pjdfstest.sh")"
+(
+  cd "$root/guest/fstest"
+  export RUSTFLAGS="-C target-feature=+crt-static"
+  nice cargo build --quiet --release --locked --target "$triple" --target-dir "$root/target/fstest" >&2
+)
+fstest=$root/target/fstest/$triple/release/lcow-fstest
+file "$fstest" | grep -q 'static' || { echo "build-guest: $fstest is not static" >&2; exit 1; }
+fsroot=$out/fstools.cpio
+python3 "$root/scripts/mkcpio.py" "$fsroot.tmp" <<SPEC
+file /testroot/usr/bin/pjdfstest $pjd 0755
+file /testroot/usr/bin/lcow-fstest $fstest 0755
+file /testroot/etc/pjdfstest.toml $root/tests/fs/pjdfstest.toml 0644
+file /testroot/etc/passwd $root/guest/initramfs/passwd 0644
+file /testroot/etc/group $root/guest/initramfs/group 0644
+SPEC
+mv "$fsroot.tmp" "$fsroot"
+fscombined=$out/initramfs-fs.cpio
+cat "$combined" "$fsroot" > "$fscombined.tmp" && mv "$fscombined.tmp" "$fscombined"
+echo "$fscombined"
