@@ -10,12 +10,15 @@
 //! modes and errnos are Linux values whatever the host is: both protocols send Linux values.
 //!
 //! Implementations: [`passthrough::Passthrough`] (Linux hosts; host ownership and modes as they
-//! are). A `Mapped` backend (metadata in xattrs, no privileges) is still to be written.
+//! are) and [`mapped::Mapped`] (an unprivileged server; the guest's ownership, modes and device
+//! numbers kept in `user.LX*` xattrs, the encoding WSL uses).
 
 use std::io;
 
 use thiserror::Error;
 
+#[cfg(target_os = "linux")]
+pub mod mapped;
 #[cfg(target_os = "linux")]
 pub mod passthrough;
 

@@ -12,6 +12,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::confine::{check_name, open_beneath};
 use super::handles::Handle;
+use super::internal::NewObject;
 use super::nodes::Node;
 use super::{sys, Passthrough};
 use crate::backend::{Entry, Error, HandleId, NodeId, Result};
@@ -124,6 +125,22 @@ impl Passthrough {
         uid: u32,
         gid: u32,
     ) -> Result<(Entry, HandleId)> {
+        self.create_with(parent, name, flags, mode, |new| {
+            self.settle_new(new.fd, mode, uid, gid)
+        })
+    }
+
+    /// The body of `create`: creates `name` with host mode `mode` (or opens the existing file
+    /// unless `O_EXCL`), and calls `on_new` only for a file it created, before the file becomes a
+    /// node. An error from `on_new` is returned as it is (the caller decides what to undo).
+    pub(crate) fn create_with(
+        &self,
+        parent: NodeId,
+        name: &[u8],
+        flags: i32,
+        mode: u32,
+        on_new: impl FnOnce(&NewObject<'_>) -> Result<()>,
+    ) -> Result<(Entry, HandleId)> {
         self.writable()?;
         let cname = check_name(name)?;
         let host = host_flags(flags, false)? & !libc::O_DIRECTORY;
@@ -149,7 +166,12 @@ impl Passthrough {
             Err(e) => return Err(e),
         };
         if created {
-            self.settle_new(fd.as_fd(), mode, uid, gid)?;
+            on_new(&NewObject {
+                dir: dir.fd(),
+                name: &cname,
+                fd: fd.as_fd(),
+                is_dir: false,
+            })?;
         }
         apply_direct(fd.as_fd(), flags);
         let path_fd = self.proc.reopen(fd.as_fd(), libc::O_PATH)?;

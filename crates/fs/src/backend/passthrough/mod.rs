@@ -12,17 +12,18 @@
 //! through the server (`ENXIO`): a guest kernel handles I/O on them itself, and opening a device
 //! node the guest made would hand the guest a host device.
 
-mod confine;
-mod handles;
+pub(crate) mod confine;
+pub(crate) mod handles;
+pub(crate) mod internal;
 mod io;
 mod lock;
 mod namespace;
-mod nodes;
-mod sys;
+pub(crate) mod nodes;
+pub(crate) mod sys;
 mod xattr;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;

@@ -24,7 +24,7 @@ use tempfile::TempDir;
 use super::{Config, Passthrough};
 use crate::backend::{Backend, Entry, HandleId, NodeId, Result, ROOT_NODE};
 
-pub(super) const SENTINEL: &[u8] = b"sentinel: must never be read or written by the server";
+pub(crate) const SENTINEL: &[u8] = b"sentinel: must never be read or written by the server";
 
 pub(super) struct Fixture {
     _tmp: TempDir,
@@ -34,8 +34,9 @@ pub(super) struct Fixture {
     before: Snapshot,
 }
 
+/// What is observable of the `outside` directory and its sentinel.
 #[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
+pub(crate) struct Snapshot {
     entries: Vec<String>,
     atime: (i64, i64),
     mtime: (i64, i64),
@@ -48,7 +49,8 @@ struct Snapshot {
     xattrs: usize,
 }
 
-fn snapshot(outside: &Path) -> Snapshot {
+/// Records the `outside` directory's listing and its sentinel's metadata.
+pub(crate) fn snapshot(outside: &Path) -> Snapshot {
     let mut entries: Vec<String> = fs::read_dir(outside)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -87,16 +89,7 @@ impl Fixture {
         let share = tmp.path().join("share");
         let outside = tmp.path().join("outside");
         fs::create_dir(&share).unwrap();
-        fs::create_dir(&outside).unwrap();
-        fs::write(outside.join("sentinel"), SENTINEL).unwrap();
-        let old = SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_800); // 2000-01-01
-        File::options()
-            .write(true)
-            .open(outside.join("sentinel"))
-            .unwrap()
-            .set_times(FileTimes::new().set_accessed(old).set_modified(old))
-            .unwrap();
-        let before = snapshot(&outside);
+        let before = make_outside(&outside);
         let fs = Passthrough::new(&share, config).unwrap();
         Fixture {
             _tmp: tmp,
@@ -148,13 +141,28 @@ impl Fixture {
     }
 }
 
+/// Makes directory `outside` holding the sentinel, its atime set far in the past, and returns
+/// its snapshot.
+pub(crate) fn make_outside(outside: &Path) -> Snapshot {
+    fs::create_dir(outside).unwrap();
+    fs::write(outside.join("sentinel"), SENTINEL).unwrap();
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_800); // 2000-01-01
+    File::options()
+        .write(true)
+        .open(outside.join("sentinel"))
+        .unwrap()
+        .set_times(FileTimes::new().set_accessed(old).set_modified(old))
+        .unwrap();
+    snapshot(outside)
+}
+
 /// The errno of a failed result.
-pub(super) fn errno<T: std::fmt::Debug>(r: Result<T>) -> i32 {
+pub(crate) fn errno<T: std::fmt::Debug>(r: Result<T>) -> i32 {
     r.unwrap_err().errno()
 }
 
 /// Whether the tests run as root; prints the skip line when not.
-pub(super) fn root_or_skip(test: &str) -> bool {
+pub(crate) fn root_or_skip(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         true
