@@ -6,7 +6,8 @@
 //! [`Operation::Unknown`] for the rest, so the server can answer ENOSYS. [`reply_error`],
 //! [`reply_ok`], [`reply_data`] and [`reply_empty`] build replies; [`DirentWriter`] packs
 //! READDIR and READDIRPLUS bodies. The reverse directions ([`encode_request`],
-//! [`decode_reply`], [`parse_dirents`]) serve tests and clients.
+//! [`decode_reply`], [`parse_dirents`]) serve tests and clients. [`server::Server`] answers
+//! requests over a [`Backend`](crate::backend::Backend).
 //!
 //! Layouts follow the Linux uapi `include/uapi/linux/fuse.h` (protocol 7.38; the 6.1 guest
 //! kernel speaks 7.37), field by field in little-endian, without `unsafe`. Every length and
@@ -19,6 +20,7 @@ pub mod consts;
 pub mod dirent;
 pub mod reply;
 pub mod request;
+pub mod server;
 pub mod wire;
 
 #[cfg(test)]
