@@ -5,8 +5,10 @@
 //! console ([`serial`]) and the i8042 keyboard controller, whose reset line is how a guest
 //! reboots ([`i8042`]) — the virtio-mmio slot layout ([`virtio_mmio`]) that virtio devices are
 //! placed on and declared to the kernel with `virtio_mmio.device=`, and the virtio devices
-//! themselves behind the virtio-mmio transport ([`virtio`]): so far vsock with its hybrid-vsock
-//! muxer ([`virtio::vsock`]), the channel between the shim and the guest agent.
+//! themselves behind the virtio-mmio transport ([`virtio`]): vsock with its hybrid-vsock muxer
+//! ([`virtio::vsock`]), the channel between the shim and the guest agent, and the file-sharing
+//! devices virtio-9p ([`virtio::p9`]) and virtio-fs ([`virtio::fs`]), which carry the guest's
+//! requests to `lcow_fs`'s servers on a worker pool ([`virtio::request`]).
 //!
 //! Nothing here knows the hypervisor: interrupts leave a device through an [`IrqTrigger`] (an
 //! eventfd the VMM registers as an irqfd), and every access the guest makes is bounds-checked

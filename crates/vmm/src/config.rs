@@ -1,5 +1,7 @@
 //! What a VM is made of ([`VmConfig`]) and the parsing of its command-line values.
 
+use std::collections::HashSet;
+use std::io;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -48,6 +50,209 @@ pub struct VmConfig {
     /// listens here (`CONNECT <port>` for host-initiated connections, `PATH_<port>` for the
     /// guest's).
     pub vsock: Option<PathBuf>,
+    /// Host directories served to the guest, each by its own virtio-9p or virtio-fs device.
+    pub shares: Vec<ShareConfig>,
+}
+
+/// The longest 9P mount tag (the virtio-9p configuration space's limit we impose).
+pub const MAX_9P_TAG_LEN: usize = 255;
+/// The longest virtio-fs tag (the size of the configuration space's tag field).
+pub const MAX_VIRTIOFS_TAG_LEN: usize = 36;
+
+/// How a share is stored on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShareBackend {
+    /// The host's own ownership and modes (the server runs as root on a Linux host).
+    #[default]
+    Passthrough,
+    /// Ownership, modes and device numbers kept as metadata (`user.*` xattrs); unprivileged.
+    Mapped,
+}
+
+/// Which device and protocol serve a share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShareProtocol {
+    /// virtio-9p with 9P2000.L: `mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR`.
+    #[default]
+    P9,
+    /// virtio-fs with FUSE: `mount -t virtiofs TAG DIR`.
+    VirtioFs,
+}
+
+impl ShareProtocol {
+    /// The longest tag this protocol's device takes.
+    pub fn max_tag_len(self) -> usize {
+        match self {
+            ShareProtocol::P9 => MAX_9P_TAG_LEN,
+            ShareProtocol::VirtioFs => MAX_VIRTIOFS_TAG_LEN,
+        }
+    }
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShareProtocol::P9 => "9p",
+            ShareProtocol::VirtioFs => "virtiofs",
+        }
+    }
+}
+
+/// One host directory served to the guest (`--share TAG=PATH[,ro][,backend=..][,proto=..]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareConfig {
+    /// The tag the guest mounts it by.
+    pub tag: String,
+    /// The host directory.
+    pub path: PathBuf,
+    /// Refuse every change with `EROFS`.
+    pub read_only: bool,
+    /// How files are stored on the host.
+    pub backend: ShareBackend,
+    /// Which device serves it.
+    pub protocol: ShareProtocol,
+}
+
+/// Errors of parsing or checking a share.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    /// Not `TAG=PATH` followed by options.
+    #[error(
+        "invalid share '{0}': expected TAG=PATH[,ro][,backend=passthrough|mapped][,proto=9p|virtiofs]"
+    )]
+    Syntax(String),
+    /// The tag is empty.
+    #[error("invalid share '{0}': the tag is empty")]
+    EmptyTag(String),
+    /// The tag holds a NUL byte.
+    #[error("invalid share tag {0:?}: it holds a NUL byte")]
+    TagHasNul(String),
+    /// The tag is longer than the protocol allows.
+    #[error("invalid share tag '{tag}': {len} bytes, but {protocol} tags are at most {max} bytes")]
+    TagTooLong {
+        /// The tag.
+        tag: String,
+        /// Its length.
+        len: usize,
+        /// The protocol's limit.
+        max: usize,
+        /// The protocol.
+        protocol: &'static str,
+    },
+    /// An option is not known.
+    #[error("invalid share option '{option}' in '{share}': expected ro, rw, backend=passthrough|mapped or proto=9p|virtiofs")]
+    UnknownOption {
+        /// The whole share argument.
+        share: String,
+        /// The option.
+        option: String,
+    },
+    /// An option is given twice.
+    #[error("share option '{option}' given twice in '{share}'")]
+    RepeatedOption {
+        /// The whole share argument.
+        share: String,
+        /// The option's name.
+        option: String,
+    },
+    /// The share path cannot be inspected (missing, no permission).
+    #[error("cannot use share path {}", path.display())]
+    Path {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The share path is not a directory.
+    #[error("share path {} is not a directory", path.display())]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Two shares have the same tag.
+    #[error("share tag '{0}' is used twice; every share needs its own tag")]
+    DuplicateTag(String),
+}
+
+impl FromStr for ShareConfig {
+    type Err = ShareError;
+
+    /// Parses `TAG=PATH[,ro|rw][,backend=passthrough|mapped][,proto=9p|virtiofs]` and checks
+    /// that the tag suits the protocol and that PATH is a directory. PATH cannot hold a comma.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (tag, rest) = text
+            .split_once('=')
+            .ok_or_else(|| ShareError::Syntax(text.to_owned()))?;
+        let mut parts = rest.split(',');
+        let path = parts.next().unwrap_or_default();
+        if path.is_empty() {
+            return Err(ShareError::Syntax(text.to_owned()));
+        }
+        if tag.is_empty() {
+            return Err(ShareError::EmptyTag(text.to_owned()));
+        }
+        let mut seen = HashSet::new();
+        let mut share = ShareConfig {
+            tag: tag.to_owned(),
+            path: PathBuf::from(path),
+            read_only: false,
+            backend: ShareBackend::default(),
+            protocol: ShareProtocol::default(),
+        };
+        for option in parts {
+            let unknown = || ShareError::UnknownOption {
+                share: text.to_owned(),
+                option: option.to_owned(),
+            };
+            let (key, value) = option.split_once('=').unwrap_or((option, ""));
+            let key = if key == "rw" { "ro" } else { key };
+            if !seen.insert(key.to_owned()) {
+                return Err(ShareError::RepeatedOption {
+                    share: text.to_owned(),
+                    option: key.to_owned(),
+                });
+            }
+            match (key, value) {
+                ("ro", "") => share.read_only = option == "ro",
+                ("backend", "passthrough") => share.backend = ShareBackend::Passthrough,
+                ("backend", "mapped") => share.backend = ShareBackend::Mapped,
+                ("proto", "9p") => share.protocol = ShareProtocol::P9,
+                ("proto", "virtiofs" | "virtio-fs") => share.protocol = ShareProtocol::VirtioFs,
+                _ => return Err(unknown()),
+            }
+        }
+        let max = share.protocol.max_tag_len();
+        if share.tag.contains('\0') {
+            return Err(ShareError::TagHasNul(share.tag));
+        }
+        if share.tag.len() > max {
+            return Err(ShareError::TagTooLong {
+                len: share.tag.len(),
+                tag: share.tag,
+                max,
+                protocol: share.protocol.name(),
+            });
+        }
+        let meta = std::fs::metadata(&share.path).map_err(|source| ShareError::Path {
+            path: share.path.clone(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(ShareError::NotADirectory { path: share.path });
+        }
+        Ok(share)
+    }
+}
+
+/// Checks what no single share can: every tag is used once.
+pub fn check_shares(shares: &[ShareConfig]) -> Result<(), ShareError> {
+    let mut tags = HashSet::new();
+    for share in shares {
+        if !tags.insert(share.tag.as_str()) {
+            return Err(ShareError::DuplicateTag(share.tag.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// Errors of parsing a size.
@@ -132,6 +337,136 @@ mod tests {
             parse_size("20000000T"),
             Err(SizeError::Overflow(_))
         ));
+    }
+
+    fn share(text: &str) -> Result<ShareConfig, ShareError> {
+        text.parse()
+    }
+
+    #[test]
+    fn test_share_defaults_9p_passthrough_read_write() {
+        let dir = tempfile::tempdir().unwrap();
+
+        let got = share(&format!("data={}", dir.path().display())).unwrap();
+
+        assert_eq!(
+            got,
+            ShareConfig {
+                tag: "data".into(),
+                path: dir.path().to_path_buf(),
+                read_only: false,
+                backend: ShareBackend::Passthrough,
+                protocol: ShareProtocol::P9,
+            }
+        );
+    }
+
+    #[test]
+    fn test_share_options_parsed_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display();
+
+        let a = share(&format!("a={path},ro,backend=mapped,proto=virtiofs")).unwrap();
+        let b = share(&format!("b={path},proto=9p,rw,backend=passthrough")).unwrap();
+
+        assert!(a.read_only);
+        assert_eq!(
+            (a.backend, a.protocol),
+            (ShareBackend::Mapped, ShareProtocol::VirtioFs)
+        );
+        assert!(!b.read_only);
+        assert_eq!(
+            (b.backend, b.protocol),
+            (ShareBackend::Passthrough, ShareProtocol::P9)
+        );
+    }
+
+    #[test]
+    fn test_share_syntax_errors_name_bad_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display();
+        let cases = [
+            ("nopath".to_owned(), "expected TAG=PATH"),
+            ("t=".to_owned(), "expected TAG=PATH"),
+            (format!("={path}"), "the tag is empty"),
+            (format!("t={path},backend=zfs"), "option 'backend=zfs'"),
+            (format!("t={path},proto=nfs"), "option 'proto=nfs'"),
+            (format!("t={path},rx"), "option 'rx'"),
+            (format!("t={path},ro=1"), "option 'ro=1'"),
+            (format!("t={path},ro,rw"), "'ro' given twice"),
+            (format!("t={path},proto=9p,proto=9p"), "'proto' given twice"),
+        ];
+
+        for (text, expected) in cases {
+            let err = share(&text).unwrap_err().to_string();
+
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn test_share_tag_length_limited_by_protocol() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display();
+        let t36 = "t".repeat(36);
+        let t37 = "t".repeat(37);
+
+        let fs36 = share(&format!("{t36}={path},proto=virtiofs"));
+        let fs37 = share(&format!("{t37}={path},proto=virtiofs"));
+        let p9_37 = share(&format!("{t37}={path}"));
+        let p9_256 = share(&format!("{}={path}", "t".repeat(256)));
+        let nul = share(&format!("a\0b={path}"));
+
+        assert!(fs36.is_ok());
+        let err = fs37.unwrap_err().to_string();
+        assert!(
+            err.contains(&t37) && err.contains("virtiofs tags are at most 36"),
+            "{err}"
+        );
+        assert!(p9_37.is_ok());
+        assert!(matches!(
+            p9_256,
+            Err(ShareError::TagTooLong { max: 255, .. })
+        ));
+        assert!(matches!(nul, Err(ShareError::TagHasNul(_))));
+    }
+
+    #[test]
+    fn test_share_path_must_be_existing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let missing = dir.path().join("missing");
+
+        let not_dir = share(&format!("t={}", file.display())).unwrap_err();
+        let gone = share(&format!("t={}", missing.display())).unwrap_err();
+
+        assert!(
+            not_dir.to_string().contains("is not a directory"),
+            "{not_dir}"
+        );
+        assert!(
+            gone.to_string()
+                .starts_with(&format!("cannot use share path {}", missing.display())),
+            "{gone}"
+        );
+        assert!(matches!(gone, ShareError::Path { .. }));
+    }
+
+    #[test]
+    fn test_check_shares_duplicate_tag_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display();
+        let a = share(&format!("a={path}")).unwrap();
+        let b = share(&format!("b={path},proto=virtiofs")).unwrap();
+        let a2 = share(&format!("a={path},proto=virtiofs")).unwrap();
+
+        assert!(check_shares(&[a.clone(), b.clone()]).is_ok());
+        let err = check_shares(&[a, b, a2]).unwrap_err();
+        assert!(
+            err.to_string().contains("share tag 'a' is used twice"),
+            "{err}"
+        );
     }
 
     #[test]

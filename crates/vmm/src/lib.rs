@@ -4,8 +4,9 @@
 //! Linux boot protocol — with an initramfs, runs one thread per vCPU on the
 //! [`lcow_hypervisor`] traits, and serves the legacy devices of [`lcow_devices`] until the
 //! guest powers off, reboots or fails. Virtio devices sit on virtio-mmio slots declared on the
-//! kernel command line ([`virtio`]): so far vsock, whose hybrid-vsock socket (`--vsock PATH`)
-//! is how the host reaches the guest agent. The control socket and the shim's JSON
+//! kernel command line ([`virtio`]): vsock, whose hybrid-vsock socket (`--vsock PATH`) is how
+//! the host reaches the guest agent, and one virtio-9p or virtio-fs device per shared host
+//! directory (`--share TAG=PATH,...`), served by `lcow_fs`. The control socket and the shim's JSON
 //! configuration come in later issues.
 //!
 //! The binary `lcow-vmm run --kernel K [--initrd I] ...` is a thin CLI over [`vmm::run`].

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use lcow_hypervisor::kvm::{kvm_kind, KvmKind};
-use lcow_vmm::config::MAX_VCPUS;
+use lcow_vmm::config::{check_shares, ShareConfig, MAX_VCPUS};
 use lcow_vmm::{parse_size, Console, ExitReason, VmConfig};
 
 /// The escape hatch that lets `run` try a KVM-PVM host anyway.
@@ -20,9 +20,10 @@ const ALLOW_PVM_ENV: &str = "LCOW_ALLOW_PVM";
     version,
     about = "The lcow micro-VM monitor: boots a Linux guest kernel on KVM",
     long_about = "The lcow micro-VM monitor: boots a Linux guest kernel on KVM with an \
-                  initramfs, a serial console, an i8042 reset line and optionally a \
-                  virtio-vsock device behind a hybrid-vsock unix socket, and runs it until the \
-                  guest powers off or reboots.\n\n\
+                  initramfs, a serial console, an i8042 reset line, optionally a \
+                  virtio-vsock device behind a hybrid-vsock unix socket and host directories \
+                  shared over virtio-9p or virtio-fs (--share), and runs it until the guest \
+                  powers off or reboots.\n\n\
                   Exit status: 0 when the guest powered off or rebooted (stderr says which), \
                   1 on a VMM or guest error (stderr has the whole cause chain), 2 on a usage \
                   error, 3 when the guest kernel panicked (seen on its serial console, which \
@@ -89,6 +90,35 @@ struct RunArgs {
     /// Default: no vsock device.
     #[arg(long, value_name = "PATH")]
     vsock: Option<PathBuf>,
+
+    /// Share the host directory PATH with the guest under TAG (repeatable; each share is its
+    /// own virtio-mmio device, after vsock, in the order given). Options, comma-separated:
+    /// "ro" (the guest cannot change anything; "rw" is the default); "backend=passthrough"
+    /// (default: the host's own owners and modes; run as root) or "backend=mapped" (owners,
+    /// modes and device nodes kept in user.* xattrs; no privileges needed);
+    /// "proto=9p" (default: virtio-9p, 9P2000.L, tags up to 255 bytes; in the guest:
+    /// mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576 TAG DIR) or
+    /// "proto=virtiofs" (virtio-fs, FUSE, tags up to 36 bytes; in the guest:
+    /// mount -t virtiofs TAG DIR). PATH must be an existing directory and cannot contain a
+    /// comma; tags must be unique.
+    #[arg(
+        long = "share",
+        value_name = "TAG=PATH[,ro][,backend=passthrough|mapped][,proto=9p|virtiofs]",
+        value_parser = parse_share
+    )]
+    shares: Vec<ShareConfig>,
+}
+
+fn parse_share(text: &str) -> Result<ShareConfig, String> {
+    text.parse::<ShareConfig>().map_err(|e| {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        message
+    })
 }
 
 fn parse_memory(text: &str) -> Result<u64, String> {
@@ -148,6 +178,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitReason> {
         vcpus: args.vcpus,
         console: args.console,
         vsock: args.vsock,
+        shares: args.shares,
     };
     lcow_vmm::run(&config).context("the vm failed")
 }
@@ -161,8 +192,21 @@ fn init_logging() {
         .init();
 }
 
-fn main() -> ExitCode {
+/// Parses the command line; a usage error (including two shares with one tag) exits with 2.
+fn parse_cli() -> Cli {
     let cli = Cli::parse();
+    let Command::Run(args) = &cli.command;
+    if let Err(e) = check_shares(&args.shares) {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, e)
+            .exit();
+    }
+    cli
+}
+
+fn main() -> ExitCode {
+    let cli = parse_cli();
     init_logging();
     let Command::Run(args) = cli.command;
     match run(args) {
@@ -234,6 +278,50 @@ mod tests {
             panic!("parse failed: {cli:?}");
         };
         assert_eq!(args.vsock, Some(PathBuf::from("/run/lcow/vm1/vsock.sock")));
+    }
+
+    #[test]
+    fn test_cli_shares_repeatable_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = format!("a={}", dir.path().display());
+        let b = format!(
+            "b={},ro,proto=virtiofs,backend=mapped",
+            dir.path().display()
+        );
+
+        let cli = Cli::try_parse_from([
+            "lcow-vmm", "run", "--kernel", "k", "--share", &a, "--share", &b,
+        ]);
+
+        let Ok(Cli {
+            command: Command::Run(args),
+        }) = cli
+        else {
+            panic!("parse failed: {cli:?}");
+        };
+        let tags: Vec<&str> = args.shares.iter().map(|s| s.tag.as_str()).collect();
+        assert_eq!(tags, ["a", "b"]);
+        assert!(args.shares[1].read_only);
+    }
+
+    #[test]
+    fn test_cli_bad_share_usage_error_names_value() {
+        let err = Cli::try_parse_from([
+            "lcow-vmm",
+            "run",
+            "--kernel",
+            "k",
+            "--share",
+            "data=/nonexistent/lcow-dir",
+        ])
+        .unwrap_err();
+
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let text = err.to_string();
+        assert!(
+            text.contains("cannot use share path /nonexistent/lcow-dir: No such file"),
+            "{text}"
+        );
     }
 
     #[test]

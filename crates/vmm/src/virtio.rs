@@ -3,22 +3,43 @@
 //! notifications (ioeventfd when the hypervisor has it, else the transport's `QueueNotify`
 //! register), and the device threads, stopped when the VM ends.
 //!
-//! So far there is one device: vsock with its hybrid-vsock socket (`--vsock PATH`). The socket
-//! file is removed when the device is dropped at the VM's end.
+//! Slots are taken in this order: vsock first (`--vsock PATH`), then one per share
+//! (`--share TAG=PATH[,ro][,backend=passthrough|mapped][,proto=9p|virtiofs]`) in command-line
+//! order.
+//!
+//! - **vsock**: virtio-vsock with its hybrid-vsock socket, one thread (`vsock`). The socket file
+//!   is removed when the device is dropped at the VM's end.
+//! - **shares**: each share is a file server over the chosen backend (`lcow_fs`'s
+//!   `Passthrough`, the default, or `Mapped`) behind its own device: virtio-9p (`proto=9p`, the
+//!   default; `lcow_fs::p9::server::Server`; the guest mounts it with
+//!   `mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576 TAG DIR`) or virtio-fs
+//!   (`proto=virtiofs`, one request queue; `lcow_fs::fuse::server::Server`; `mount -t virtiofs
+//!   TAG DIR`). Each has a queue thread (`9p` / `virtio-fs`) feeding a worker pool
+//!   (`lcow_devices::virtio::request::PoolConfig::default`: 4 workers, growing to 16 while
+//!   requests block in lock waits, plus one urgent thread for Tflush and FORGET). Stopping a
+//!   share stops its queue thread; pool threads end after their current request.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
+use lcow_devices::virtio::fs::VirtioFs;
 use lcow_devices::virtio::mmio::{reg, MmioTransport};
+use lcow_devices::virtio::p9::P9;
+use lcow_devices::virtio::request::{PoolConfig, RequestStopper, RequestWorker};
 use lcow_devices::virtio::vsock::{Limits, Vsock, VsockStopper, DEFAULT_GUEST_CID};
+use lcow_devices::virtio::VirtioDevice;
 use lcow_devices::virtio_mmio::{Slot, SlotAllocator};
 use lcow_devices::{Bus, IrqTrigger};
+use lcow_fs::backend::{mapped, passthrough, Backend};
 use lcow_hypervisor::{Capability, Datamatch, IoEventAddress, VmLinuxExt};
 use vm_memory::GuestMemoryMmap;
 
-use crate::config::VmConfig;
+use crate::config::{ShareBackend, ShareConfig, ShareProtocol, VmConfig};
 use crate::vmm::VmmError;
+
+/// The number of virtio-fs request queues (besides the high-priority one).
+const VIRTIOFS_REQUEST_QUEUES: u32 = 1;
 
 /// The virtio-mmio slots of a VM's devices, decided before boot so the command line can
 /// declare them.
@@ -28,6 +49,8 @@ pub struct SlotPlan {
     pub slots: SlotAllocator,
     /// The vsock device's slot.
     pub vsock: Option<Slot>,
+    /// One slot per share, in the order of [`VmConfig::shares`].
+    pub shares: Vec<Slot>,
 }
 
 /// Allocates a slot for each device `config` asks for.
@@ -36,13 +59,33 @@ pub fn plan_slots(config: &VmConfig) -> Result<SlotPlan, VmmError> {
     if config.vsock.is_some() {
         plan.vsock = Some(plan.slots.allocate().map_err(VmmError::AllocateSlot)?);
     }
+    for _ in &config.shares {
+        let slot = plan.slots.allocate().map_err(VmmError::AllocateSlot)?;
+        plan.shares.push(slot);
+    }
     Ok(plan)
+}
+
+/// How a device thread is told to stop.
+#[derive(Debug)]
+enum Stopper {
+    Vsock(VsockStopper),
+    Requests(RequestStopper),
+}
+
+impl Stopper {
+    fn stop(&self) -> std::io::Result<()> {
+        match self {
+            Stopper::Vsock(s) => s.stop(),
+            Stopper::Requests(s) => s.stop(),
+        }
+    }
 }
 
 /// The running device threads; dropping this stops and joins them.
 #[derive(Debug, Default)]
 pub struct DeviceThreads {
-    threads: Vec<(String, VsockStopper, JoinHandle<()>)>,
+    threads: Vec<(String, Stopper, JoinHandle<()>)>,
 }
 
 impl DeviceThreads {
@@ -58,6 +101,23 @@ impl DeviceThreads {
             }
         }
     }
+
+    fn spawn(
+        &mut self,
+        name: &str,
+        stopper: Stopper,
+        body: impl FnOnce() + Send + 'static,
+    ) -> Result<(), VmmError> {
+        let handle = thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(body)
+            .map_err(|source| VmmError::SpawnThread {
+                name: name.to_owned(),
+                source,
+            })?;
+        self.threads.push((name.to_owned(), stopper, handle));
+        Ok(())
+    }
 }
 
 impl Drop for DeviceThreads {
@@ -66,7 +126,7 @@ impl Drop for DeviceThreads {
     }
 }
 
-/// Puts every planned device on `mmio` and starts its thread.
+/// Puts every planned device on `mmio` and starts its threads.
 pub fn attach_devices<V: VmLinuxExt>(
     vm: &V,
     mem: &GuestMemoryMmap,
@@ -77,6 +137,9 @@ pub fn attach_devices<V: VmLinuxExt>(
 ) -> Result<(), VmmError> {
     if let (Some(path), Some(slot)) = (&config.vsock, plan.vsock) {
         attach_vsock(vm, mem, mmio, slot, path, threads)?;
+    }
+    for (share, &slot) in config.shares.iter().zip(&plan.shares) {
+        attach_share(vm, mem, mmio, slot, share, threads)?;
     }
     Ok(())
 }
@@ -92,13 +155,130 @@ fn attach_vsock<V: VmLinuxExt>(
     const NAME: &str = "vsock";
     let (device, worker) =
         Vsock::new(DEFAULT_GUEST_CID, path, Limits::default()).map_err(VmmError::CreateVsock)?;
-    let irq = IrqTrigger::new().map_err(|source| VmmError::CreateIrq {
-        device: "vsock device",
+    let stopper = worker.stopper().map_err(|source| VmmError::SpawnThread {
+        name: NAME.to_owned(),
         source,
     })?;
-    let transport = MmioTransport::new(mem.clone(), Box::new(device), irq).map_err(|source| {
+    install(vm, mem, mmio, slot, NAME, Box::new(device))?;
+    threads.spawn(NAME, Stopper::Vsock(stopper), move || worker.run())?;
+    tracing::info!(
+        path = %path.display(),
+        addr = slot.addr,
+        irq = slot.irq,
+        guest_cid = DEFAULT_GUEST_CID,
+        "vsock device ready"
+    );
+    Ok(())
+}
+
+fn attach_share<V: VmLinuxExt>(
+    vm: &V,
+    mem: &GuestMemoryMmap,
+    mmio: &mut Bus,
+    slot: Slot,
+    share: &ShareConfig,
+    threads: &mut DeviceThreads,
+) -> Result<(), VmmError> {
+    let (device, worker) = match share.backend {
+        ShareBackend::Passthrough => share_device(share, open_passthrough(share)?)?,
+        ShareBackend::Mapped => share_device(share, open_mapped(share)?)?,
+    };
+    let name = match share.protocol {
+        ShareProtocol::P9 => "9p",
+        ShareProtocol::VirtioFs => "virtio-fs",
+    };
+    let stopper = worker.stopper().map_err(|source| VmmError::SpawnThread {
+        name: name.to_owned(),
+        source,
+    })?;
+    install(vm, mem, mmio, slot, name, device)?;
+    threads.spawn(name, Stopper::Requests(stopper), move || worker.run())?;
+    tracing::info!(
+        tag = share.tag.as_str(),
+        path = %share.path.display(),
+        read_only = share.read_only,
+        backend = ?share.backend,
+        protocol = share.protocol.name(),
+        addr = slot.addr,
+        irq = slot.irq,
+        "share device ready"
+    );
+    Ok(())
+}
+
+fn open_passthrough(share: &ShareConfig) -> Result<passthrough::Passthrough, VmmError> {
+    let config = passthrough::Config {
+        read_only: share.read_only,
+    };
+    passthrough::Passthrough::new(&share.path, config).map_err(|source| VmmError::OpenShare {
+        tag: share.tag.clone(),
+        source,
+    })
+}
+
+fn open_mapped(share: &ShareConfig) -> Result<mapped::Mapped, VmmError> {
+    let config = mapped::Config {
+        read_only: share.read_only,
+    };
+    mapped::Mapped::new(&share.path, config).map_err(|source| VmmError::OpenShare {
+        tag: share.tag.clone(),
+        source,
+    })
+}
+
+/// The device of `share` serving `backend` with the share's protocol, and its queue thread.
+fn share_device<B: Backend + 'static>(
+    share: &ShareConfig,
+    backend: B,
+) -> Result<(Box<dyn VirtioDevice>, RequestWorker), VmmError> {
+    let pool = PoolConfig::default();
+    match share.protocol {
+        ShareProtocol::P9 => {
+            let server = lcow_fs::p9::server::Server::new(backend);
+            let (device, worker) =
+                P9::new(&share.tag, server, pool).map_err(|source| VmmError::CreateP9 {
+                    tag: share.tag.clone(),
+                    source,
+                })?;
+            Ok((Box::new(device), worker))
+        }
+        ShareProtocol::VirtioFs => virtiofs_device(share, backend, pool),
+    }
+}
+
+/// The virtio-fs device of `share`: `lcow_fs::fuse::server::Server` over `backend`.
+fn virtiofs_device<B: Backend + 'static>(
+    share: &ShareConfig,
+    backend: B,
+    pool: PoolConfig,
+) -> Result<(Box<dyn VirtioDevice>, RequestWorker), VmmError> {
+    use lcow_fs::fuse::server::{Options, Server};
+    let server = Server::new(backend, Options::default());
+    let (device, worker) = VirtioFs::new(&share.tag, VIRTIOFS_REQUEST_QUEUES, server, pool)
+        .map_err(|source| VmmError::CreateVirtioFs {
+            tag: share.tag.clone(),
+            source,
+        })?;
+    Ok((Box::new(device), worker))
+}
+
+/// Puts `device` behind a virtio-mmio transport in `slot`: its interrupt as an irqfd, its queue
+/// notifications as ioeventfds when possible, its register window on `mmio`.
+fn install<V: VmLinuxExt>(
+    vm: &V,
+    mem: &GuestMemoryMmap,
+    mmio: &mut Bus,
+    slot: Slot,
+    name: &'static str,
+    device: Box<dyn VirtioDevice>,
+) -> Result<(), VmmError> {
+    let irq = IrqTrigger::new().map_err(|source| VmmError::CreateIrq {
+        device: name,
+        source,
+    })?;
+    let transport = MmioTransport::new(mem.clone(), device, irq).map_err(|source| {
         VmmError::CreateTransport {
-            device: NAME,
+            device: name,
             source,
         }
     })?;
@@ -108,28 +288,8 @@ fn attach_vsock<V: VmLinuxExt>(
             source,
         })?;
     register_queue_notifications(vm, &transport, slot);
-    mmio.insert(NAME, slot.addr, slot.size, Arc::new(Mutex::new(transport)))
-        .map_err(VmmError::AddDevice)?;
-    let stopper = worker.stopper().map_err(|source| VmmError::SpawnThread {
-        name: NAME.to_owned(),
-        source,
-    })?;
-    let handle = thread::Builder::new()
-        .name(NAME.to_owned())
-        .spawn(move || worker.run())
-        .map_err(|source| VmmError::SpawnThread {
-            name: NAME.to_owned(),
-            source,
-        })?;
-    threads.threads.push((NAME.to_owned(), stopper, handle));
-    tracing::info!(
-        path = %path.display(),
-        addr = slot.addr,
-        irq = slot.irq,
-        guest_cid = DEFAULT_GUEST_CID,
-        "vsock device ready"
-    );
-    Ok(())
+    mmio.insert(name, slot.addr, slot.size, Arc::new(Mutex::new(transport)))
+        .map_err(VmmError::AddDevice)
 }
 
 /// The fast path for queue notifications: the hypervisor signals the queue's eventfd on the
@@ -157,7 +317,7 @@ mod tests {
     use super::*;
     use crate::config::Console;
 
-    fn config(vsock: Option<PathBuf>) -> VmConfig {
+    fn config(vsock: Option<PathBuf>, shares: Vec<ShareConfig>) -> VmConfig {
         VmConfig {
             kernel: PathBuf::from("k"),
             initrd: None,
@@ -166,12 +326,23 @@ mod tests {
             vcpus: 1,
             console: Console::Off,
             vsock,
+            shares,
+        }
+    }
+
+    fn share(tag: &str, protocol: ShareProtocol, backend: ShareBackend) -> ShareConfig {
+        ShareConfig {
+            tag: tag.to_owned(),
+            path: std::env::temp_dir(),
+            read_only: false,
+            backend,
+            protocol,
         }
     }
 
     #[test]
     fn test_plan_slots_vsock_gets_first_slot_and_cmdline_token() {
-        let plan = plan_slots(&config(Some(PathBuf::from("/tmp/v.sock")))).unwrap();
+        let plan = plan_slots(&config(Some(PathBuf::from("/tmp/v.sock")), vec![])).unwrap();
 
         let slot = plan.vsock.unwrap();
         assert_eq!((slot.addr, slot.irq), (0xd000_0000, 5));
@@ -182,10 +353,60 @@ mod tests {
     }
 
     #[test]
+    fn test_plan_slots_shares_follow_vsock_in_order() {
+        let shares = vec![
+            share("a", ShareProtocol::P9, ShareBackend::Passthrough),
+            share("b", ShareProtocol::VirtioFs, ShareBackend::Mapped),
+        ];
+
+        let plan = plan_slots(&config(Some(PathBuf::from("/tmp/v.sock")), shares)).unwrap();
+
+        assert_eq!(plan.shares.len(), 2);
+        assert_eq!(plan.slots.cmdline_tokens().len(), 3);
+        let vsock = plan.vsock.unwrap();
+        assert!(vsock.addr < plan.shares[0].addr && plan.shares[0].addr < plan.shares[1].addr);
+    }
+
+    #[test]
     fn test_plan_slots_no_devices_no_tokens() {
-        let plan = plan_slots(&config(None)).unwrap();
+        let plan = plan_slots(&config(None, vec![])).unwrap();
 
         assert!(plan.vsock.is_none());
+        assert!(plan.shares.is_empty());
         assert!(plan.slots.cmdline_tokens().is_empty());
+    }
+
+    #[test]
+    fn test_share_device_every_protocol_and_backend_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        for protocol in [ShareProtocol::P9, ShareProtocol::VirtioFs] {
+            for backend in [ShareBackend::Passthrough, ShareBackend::Mapped] {
+                let mut s = share("tag", protocol, backend);
+                s.path = dir.path().to_path_buf();
+
+                let (device, _worker) = match backend {
+                    ShareBackend::Passthrough => {
+                        share_device(&s, open_passthrough(&s).unwrap()).unwrap()
+                    }
+                    ShareBackend::Mapped => share_device(&s, open_mapped(&s).unwrap()).unwrap(),
+                };
+
+                let expected = match protocol {
+                    ShareProtocol::P9 => 9,
+                    ShareProtocol::VirtioFs => 26,
+                };
+                assert_eq!(device.device_type(), expected, "{protocol:?} {backend:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn test_open_share_missing_directory_names_tag() {
+        let mut s = share("gone", ShareProtocol::P9, ShareBackend::Passthrough);
+        s.path = PathBuf::from("/nonexistent/lcow-share");
+
+        let err = open_passthrough(&s).unwrap_err();
+
+        assert_eq!(err.to_string(), "cannot serve share 'gone'");
     }
 }

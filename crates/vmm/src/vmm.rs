@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use lcow_devices::i8042::{I8042_BASE, I8042_PORTS, KBD_IRQ};
 use lcow_devices::serial::{Discard, COM1_IRQ, COM1_PORT, UART_PORTS};
+use lcow_devices::virtio::fs::FsError;
 use lcow_devices::virtio::mmio::MmioError;
+use lcow_devices::virtio::p9::P9Error;
 use lcow_devices::virtio::vsock::VsockError;
 use lcow_devices::virtio_mmio::{SlotAllocator, SlotError};
 use lcow_devices::{Bus, BusError, I8042Device, IrqTrigger, SerialDevice};
@@ -97,6 +99,33 @@ pub enum VmmError {
     /// Creating the vsock device (its socket, its event loop) failed.
     #[error("failed to create the vsock device")]
     CreateVsock(#[source] VsockError),
+    /// Opening a share's directory for its file server failed.
+    #[error("cannot serve share '{tag}'")]
+    OpenShare {
+        /// The share's tag.
+        tag: String,
+        /// The cause.
+        #[source]
+        source: lcow_fs::backend::Error,
+    },
+    /// Creating a share's virtio-9p device failed.
+    #[error("failed to create the virtio-9p device of share '{tag}'")]
+    CreateP9 {
+        /// The share's tag.
+        tag: String,
+        /// The cause.
+        #[source]
+        source: P9Error,
+    },
+    /// Creating a share's virtio-fs device failed.
+    #[error("failed to create the virtio-fs device of share '{tag}'")]
+    CreateVirtioFs {
+        /// The share's tag.
+        tag: String,
+        /// The cause.
+        #[source]
+        source: FsError,
+    },
     /// Creating a device's virtio-mmio transport failed.
     #[error("failed to create the virtio-mmio transport of the {device} device")]
     CreateTransport {

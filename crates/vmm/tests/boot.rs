@@ -52,6 +52,7 @@ fn test_boot_guest_marker_then_clean_exit() {
             vcpus,
             console: Console::File(console.clone()),
             vsock: None,
+            shares: Vec::new(),
         };
         let start = Instant::now();
         let (done, result) = mpsc::channel();

@@ -18,12 +18,20 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::IrqTrigger;
 
+pub mod fs;
 pub mod mmio;
+pub mod p9;
+pub mod request;
 pub mod vsock;
 
 /// Feature bit: the device follows virtio 1.x (no legacy interface). Every device offers it and
 /// the transport refuses drivers that do not accept it.
 pub const VIRTIO_F_VERSION_1: u32 = 32;
+
+/// Feature bit: the driver and the device tell each other, through the rings' event fields,
+/// when they want to be notified (virtio 1.2 §2.7.10). Offered by the request–reply devices
+/// ([`request`]).
+pub const VIRTIO_RING_F_EVENT_IDX: u32 = 29;
 
 /// Bits of the device status register (virtio 1.2 §2.1).
 pub mod status {
@@ -99,6 +107,26 @@ impl Interrupt {
     }
 }
 
+/// Serves a configuration space read of `data.len()` bytes at `offset` from `config`; bytes
+/// beyond its end read as zero (logged at `debug`).
+pub(crate) fn read_config_bytes(config: &[u8], offset: u64, data: &mut [u8], device: &'static str) {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(config.len());
+    let available = &config[start..];
+    let n = available.len().min(data.len());
+    data[..n].copy_from_slice(&available[..n]);
+    data[n..].fill(0);
+    if n < data.len() {
+        tracing::debug!(
+            device,
+            offset,
+            size = data.len(),
+            "config read beyond the config space"
+        );
+    }
+}
+
 /// Errors of activating a device.
 #[derive(Debug, thiserror::Error)]
 pub enum ActivateError {
@@ -120,7 +148,7 @@ pub enum ActivateError {
 /// Everything here is called from a vCPU thread with the transport locked; a device that does
 /// real work hands the queues to its own thread in [`VirtioDevice::activate`].
 pub trait VirtioDevice: Send {
-    /// The virtio device type (virtio 1.2 §5: 19 is vsock).
+    /// The virtio device type (virtio 1.2 §5: 9 is 9P, 19 vsock, 26 virtio-fs).
     fn device_type(&self) -> u32;
 
     /// The feature bits the device offers; must include [`VIRTIO_F_VERSION_1`].
