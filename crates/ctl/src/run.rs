@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// Options: 9p (default) or virtiofs, the share's protocol; ro. Repeatable.
     #[arg(long, value_name = "TAG:DEST[:OPT,...]", value_parser = share::parse)]
     pub share: Vec<share::Share>,
+    /// Give the process every capability and a writable rootfs (file-system test suites that
+    /// chown, mknod and switch users need it).
+    #[arg(long)]
+    pub privileged: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -114,6 +118,7 @@ pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
         cwd: args.cwd.clone(),
         id: id.clone(),
         shares: args.share.clone(),
+        privileged: args.privileged,
     })?;
     let guest_mounts = share::guest_mounts(&id, &args.share)?;
     let stdio = Stdio {

@@ -21,7 +21,55 @@ pub struct RunSpec {
     pub id: String,
     /// VM file shares bound into the container.
     pub shares: Vec<crate::share::Share>,
+    /// Every capability and a writable rootfs (for file-system suites that chown, mknod and
+    /// switch users).
+    pub privileged: bool,
 }
+
+/// Every capability a 6.1 kernel knows.
+const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
 
 /// The spec as JSON bytes.
 pub fn build(run: &RunSpec) -> anyhow::Result<Vec<u8>> {
@@ -48,6 +96,13 @@ pub fn build(run: &RunSpec) -> anyhow::Result<Vec<u8>> {
             .context("the default spec has no linux section")?;
         let resources = linux.entry("resources").or_insert_with(|| json!({}));
         resources["memory"] = json!({ "limit": limit, "swap": limit });
+    }
+    if run.privileged {
+        let caps = json!(ALL_CAPS);
+        spec["process"]["capabilities"] = json!({
+            "bounding": caps, "effective": caps, "permitted": caps,
+        });
+        spec["root"]["readonly"] = json!(false);
     }
     crate::share::add_to_spec(&mut spec, &run.id, &run.shares)?;
     serde_json::to_vec(&spec).context("cannot serialize the OCI spec")
@@ -81,6 +136,22 @@ mod tests {
             .and_then(|r| r.memory().as_ref())
             .and_then(|m| m.limit());
         assert_eq!(limit, Some(16 << 20));
+    }
+
+    #[test]
+    fn test_build_privileged_has_every_capability_and_a_writable_root() {
+        let bytes = build(&RunSpec {
+            args: vec!["true".into()],
+            privileged: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        let caps = v["process"]["capabilities"]["effective"].as_array().unwrap();
+        assert!(caps.contains(&json!("CAP_CHOWN")) && caps.contains(&json!("CAP_MKNOD")));
+        assert_eq!(v["root"]["readonly"], json!(false));
+        let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes).unwrap();
+        assert!(spec.process().as_ref().unwrap().capabilities().is_some());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!   descriptors of one process share its POSIX locks and closing either releases them.
 //! - `sqlite DIR`: a database in WAL mode written by two processes at once (busy timeout), read
 //!   meanwhile by a third; every row arrives and `PRAGMA integrity_check` says ok.
+//! - `bench DIR`: `name value unit` lines for sequential and random I/O and metadata work.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod bench;
+
 const ROWS_PER_WRITER: u32 = 300;
 
 fn main() -> ExitCode {
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
     let result = match args.get(1).map(String::as_str) {
         Some("locks") if args.len() == 3 => locks(Path::new(&args[2])),
         Some("sqlite") if args.len() == 3 => sqlite(Path::new(&args[2])),
+        Some("bench") if args.len() == 3 => bench::run(Path::new(&args[2])),
         Some("child") if args.len() >= 4 => child(&args[2], Path::new(&args[3]), &args[4..]),
         Some("child-sqlite") if args.len() == 4 => match args[3].parse() {
             Ok(w) => sqlite_writer(Path::new(&args[2]), w),
@@ -30,8 +34,9 @@ fn main() -> ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: lcow-fstest locks DIR | sqlite DIR\n\
-                 Checks lock semantics and SQLite WAL on the file system holding DIR."
+                "usage: lcow-fstest locks DIR | sqlite DIR | bench DIR\n\
+                 Checks lock semantics and SQLite WAL on the file system holding DIR, or\n\
+                 measures it (sequential and 4 KiB random I/O, file create/walk/remove)."
             );
             return ExitCode::from(2);
         }
