@@ -147,7 +147,9 @@ mod tests {
         })
         .unwrap();
         let v: Value = serde_json::from_slice(&bytes).unwrap();
-        let caps = v["process"]["capabilities"]["effective"].as_array().unwrap();
+        let caps = v["process"]["capabilities"]["effective"]
+            .as_array()
+            .unwrap();
         assert!(caps.contains(&json!("CAP_CHOWN")) && caps.contains(&json!("CAP_MKNOD")));
         assert_eq!(v["root"]["readonly"], json!(false));
         let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes).unwrap();
