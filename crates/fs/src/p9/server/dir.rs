@@ -232,7 +232,7 @@ impl<B: Backend> Server<B> {
                 self.backend.unlink(dir, &name)
             }
         });
-        let released = self.release_fid(&fid);
+        let released = self.release_fid(t.fid, &fid);
         removed?;
         released?;
         Ok(Rmessage::Remove(Rremove))

@@ -6,8 +6,8 @@
 //! it uses and counts its own users of that node on the side, so cloning a fid never needs the
 //! backend, and the last user gives the backend reference back with [`Backend::forget`].
 //!
-//! Lock order: the fid table, then one fid, then the node references. A fid's lock is never
-//! held while the table is locked afresh.
+//! Lock order: the fid table, then one fid, then the lock owners' table (`lock.rs`), then the
+//! node references. A fid's lock is never held while the fid table is locked afresh.
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::HashMap;
@@ -58,6 +58,9 @@ pub(super) enum FidState {
     Open {
         /// The backend handle.
         handle: HandleId,
+        /// The Linux `open(2)` flags it was opened with (the access mode decides which lock
+        /// types the fid may take).
+        flags: i32,
     },
     /// A Txattrwalk result: the value (or name list) to be read.
     XattrRead(Vec<u8>),
@@ -112,8 +115,13 @@ impl FidInner {
 
     /// The open handle, or `EBADF`.
     pub fn handle(&self) -> Result<HandleId> {
+        self.open_handle().map(|(handle, _)| handle)
+    }
+
+    /// The open handle and its open flags, or `EBADF`.
+    pub fn open_handle(&self) -> Result<(HandleId, i32)> {
         match self.state {
-            FidState::Open { handle } => Ok(handle),
+            FidState::Open { handle, flags } => Ok((handle, flags)),
             _ => Err(ebadf("fid is not open")),
         }
     }
@@ -183,9 +191,9 @@ impl FidTable {
         lock(&self.map).remove(&fid)
     }
 
-    /// Takes every fid out of the table.
-    pub fn drain(&self) -> Vec<Fid> {
-        lock(&self.map).drain().map(|(_, f)| f).collect()
+    /// Takes every fid out of the table, with its number.
+    pub fn drain(&self) -> Vec<(u32, Fid)> {
+        lock(&self.map).drain().collect()
     }
 
     /// How many fids are in use.

@@ -62,7 +62,7 @@ impl<B: Backend> Server<B> {
         let node = f.node()?;
         let qid = f.qid()?;
         let handle = self.backend.open(node, flags)?;
-        f.state = FidState::Open { handle };
+        f.state = FidState::Open { handle, flags };
         tracing::debug!(fid = t.fid, node, handle, flags, "lopen");
         Ok(Rmessage::Lopen(Rlopen { qid, iounit: 0 }))
     }
@@ -88,7 +88,7 @@ impl<B: Backend> Server<B> {
             qid,
             name: name.to_vec(),
         });
-        f.state = FidState::Open { handle };
+        f.state = FidState::Open { handle, flags };
         tracing::debug!(fid = t.fid, node = entry.node, handle, "lcreate");
         Ok(Rmessage::Lcreate(Rlcreate { qid, iounit: 0 }))
     }
@@ -101,7 +101,7 @@ impl<B: Backend> Server<B> {
         let handle = {
             let f = lock_live(&fid)?;
             match &f.state {
-                FidState::Open { handle } => *handle,
+                FidState::Open { handle, .. } => *handle,
                 FidState::XattrRead(value) => {
                     let start = usize::try_from(t.offset)
                         .unwrap_or(usize::MAX)
@@ -125,7 +125,7 @@ impl<B: Backend> Server<B> {
         let handle = {
             let mut f = lock_live(&fid)?;
             match &mut f.state {
-                FidState::Open { handle } => *handle,
+                FidState::Open { handle, .. } => *handle,
                 FidState::XattrWrite(w) => {
                     let n = write_at(&mut w.value, t.offset, &t.data.0)?;
                     return Ok(Rmessage::Write(Rwrite { count: n }));

@@ -11,6 +11,12 @@
 //! (`fids.rs`); each fid is the path of backend nodes it was walked along plus, once opened, a
 //! backend handle. Tclunk gives handles and node references back to the backend.
 //!
+//! POSIX locks (Tlock, Tgetlock; `lock.rs`) belong to lock owners, `(node, client_id,
+//! proc_id)`, not to fids: each owner gets a backend handle of its own that holds its locks, so
+//! one guest process locking through two fids of a file never conflicts with itself, while
+//! different processes do. An owner's handle goes when the last fid it locked through is
+//! clunked.
+//!
 //! # Tflush
 //!
 //! Each request's tag is registered with a cancel flag while it runs. Tflush for a tag that is
@@ -31,7 +37,8 @@
 //!
 //! A transport that runs requests one at a time can never process a Tflush while a request is
 //! blocked; flush helps only transports that handle requests concurrently. Tversion sets every
-//! running request's flag (it aborts outstanding I/O) and clunks every fid.
+//! running request's flag (it aborts outstanding I/O), clunks every fid and ends every lock
+//! owner.
 //!
 //! # Not implemented
 //!
@@ -55,6 +62,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use self::fids::{lock as lock_mutex, FidTable, NodeRefs};
+use self::lock::OwnerLocks;
 use super::consts::{qid_type, NOTAG};
 use super::frame::{decode_tmessage_with_msize, encode_rmessage};
 use super::rmessage::{Rlerror, Rmessage};
@@ -76,6 +84,7 @@ pub struct Server<B: Backend> {
     msize: AtomicU32,
     fids: FidTable,
     refs: NodeRefs,
+    locks: OwnerLocks,
     flight: InFlight,
 }
 
@@ -95,6 +104,7 @@ impl<B: Backend> Server<B> {
             msize: AtomicU32::new(max_msize),
             fids: FidTable::default(),
             refs: NodeRefs::default(),
+            locks: OwnerLocks::default(),
             flight: InFlight::default(),
         }
     }

@@ -14,7 +14,8 @@ const NOBODY: u32 = 65534;
 
 impl<B: Backend> Server<B> {
     /// Tversion: negotiates msize (the smaller of the client's and the server's largest) and
-    /// resets the session: every running request is cancelled and every fid clunked.
+    /// resets the session: every running request is cancelled, every fid clunked and every
+    /// lock owner's handle released (with its locks).
     pub(super) fn version(&self, t: &Tversion) -> Reply {
         self.flight.cancel_all();
         self.clunk_all();
@@ -78,12 +79,13 @@ impl<B: Backend> Server<B> {
             .fids
             .remove(t.fid)
             .ok_or_else(|| ebadf("unknown fid"))?;
-        self.release_fid(&fid)?;
+        self.release_fid(t.fid, &fid)?;
         Ok(Rmessage::Clunk(Rclunk))
     }
 
-    /// Releases everything a fid taken out of the table holds.
-    pub(super) fn release_fid(&self, fid: &Fid) -> Result<()> {
+    /// Releases everything fid `num`, taken out of the table, holds; a lock owner that locked
+    /// on its node only through this fid is ended (see `lock.rs`).
+    pub(super) fn release_fid(&self, num: u32, fid: &Fid) -> Result<()> {
         let (path, state) = {
             let mut f = lock(fid);
             if f.clunked {
@@ -96,7 +98,13 @@ impl<B: Backend> Server<B> {
             )
         };
         let result = match state {
-            FidState::Open { handle } => self.backend.release(handle),
+            FidState::Open { handle, .. } => {
+                let released = self.backend.release(handle);
+                if let Some(last) = path.last() {
+                    self.locks.fid_closed(&self.backend, last.node, num);
+                }
+                released
+            }
             FidState::XattrWrite(w) => match path.last() {
                 Some(last) => self.commit_xattr(last.node, w),
                 None => Ok(()),
@@ -109,16 +117,18 @@ impl<B: Backend> Server<B> {
 
     /// Clunks every fid (Tversion), discarding pending attribute writes.
     fn clunk_all(&self) {
-        for fid in self.fids.drain() {
+        for (num, fid) in self.fids.drain() {
             {
                 let mut f = lock(&fid);
                 if matches!(f.state, FidState::XattrWrite(_)) {
                     f.state = FidState::Walked;
                 }
             }
-            if let Err(e) = self.release_fid(&fid) {
+            if let Err(e) = self.release_fid(num, &fid) {
                 tracing::debug!(errno = e.errno(), "release during session reset failed");
             }
         }
+        // Every owner has been ended with the last of its fids; this catches any other.
+        self.locks.clear(&self.backend);
     }
 }

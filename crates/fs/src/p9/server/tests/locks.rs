@@ -275,3 +275,296 @@ fn test_server_concurrent_requests_from_threads_all_answer() {
     assert_eq!(c.server.refs.len(), 0);
     c.walk(ROOT, 1, &["f0"]);
 }
+
+fn tgetlock(fid: u32, ty: u8, start: u64, length: u64, proc_id: u32) -> Tgetlock {
+    Tgetlock {
+        fid,
+        ty,
+        start,
+        length,
+        proc_id,
+        client_id: "guest".into(),
+    }
+}
+
+fn getlock(c: &mut Client, t: Tgetlock) -> crate::p9::Rgetlock {
+    match c.ok(t) {
+        Rmessage::Getlock(g) => g,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn test_lock_same_proc_through_two_fids_both_succeed() {
+    let mut c = two_fids();
+
+    let first = c.call(tlock(1, lock_type::WRLCK, 0, 0, 50, 111));
+    let second = c.call(tlock(2, lock_type::WRLCK, 0, 10, 10, 111));
+    let whole = c.call(tlock(2, lock_type::RDLCK, 0, 0, 0, 111));
+
+    assert_eq!(status(&first), lock_status::SUCCESS);
+    assert_eq!(status(&second), lock_status::SUCCESS);
+    assert_eq!(status(&whole), lock_status::SUCCESS);
+    assert_eq!(c.server.locks.len(), 1);
+}
+
+#[test]
+fn test_lock_different_proc_through_two_fids_blocks() {
+    let mut c = two_fids();
+    c.ok(tlock(1, lock_type::RDLCK, 0, 0, 0, 111));
+
+    let write = c.call(tlock(2, lock_type::WRLCK, 0, 5, 1, 222));
+    let read = c.call(tlock(2, lock_type::RDLCK, 0, 5, 1, 222));
+
+    assert_eq!(status(&write), lock_status::BLOCKED);
+    assert_eq!(status(&read), lock_status::SUCCESS);
+}
+
+#[test]
+fn test_lock_same_proc_other_client_id_blocks() {
+    let mut c = two_fids();
+    c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
+    let mut other = tlock(2, lock_type::WRLCK, 0, 0, 0, 111);
+    other.client_id = "other-guest".into();
+
+    assert_eq!(status(&c.call(other)), lock_status::BLOCKED);
+}
+
+#[test]
+fn test_lock_unlock_through_other_fid_frees_range_for_other_owner() {
+    let mut c = two_fids();
+    c.open_rw(3, &["f"]);
+    c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
+    assert_eq!(
+        status(&c.call(tlock(3, lock_type::WRLCK, 0, 0, 0, 222))),
+        lock_status::BLOCKED
+    );
+
+    // What the guest sends when process 111 closes the descriptor of fid 2.
+    c.ok(tlock(2, lock_type::UNLCK, 0, 0, 0, 111));
+
+    let reply = c.call(tlock(3, lock_type::WRLCK, 0, 0, 0, 222));
+    assert_eq!(status(&reply), lock_status::SUCCESS);
+}
+
+#[test]
+fn test_lock_unlock_by_owner_without_locks_succeeds_without_handle() {
+    let mut c = two_fids();
+
+    let reply = c.call(tlock(1, lock_type::UNLCK, 0, 0, 0, 111));
+
+    assert_eq!(status(&reply), lock_status::SUCCESS);
+    assert_eq!(c.server.locks.len(), 0);
+}
+
+#[test]
+fn test_lock_clunk_of_last_owner_fid_releases_locks() {
+    let mut c = two_fids();
+    c.open_rw(3, &["f"]);
+    c.ok(tlock(1, lock_type::WRLCK, 0, 0, 10, 111));
+    c.ok(tlock(2, lock_type::WRLCK, 0, 20, 10, 111));
+
+    // Fid 3 was never used by owner 111, and fid 1 is not its last: the locks stay.
+    c.clunk(3);
+    c.clunk(1);
+    c.open_rw(3, &["f"]);
+    assert_eq!(
+        status(&c.call(tlock(3, lock_type::WRLCK, 0, 0, 0, 222))),
+        lock_status::BLOCKED
+    );
+    assert_eq!(
+        status(&c.call(tlock(3, lock_type::WRLCK, 0, 5, 1, 222))),
+        lock_status::BLOCKED
+    );
+
+    c.clunk(2);
+
+    let reply = c.call(tlock(3, lock_type::WRLCK, 0, 0, 0, 222));
+    assert_eq!(status(&reply), lock_status::SUCCESS);
+    assert_eq!(c.server.locks.len(), 1);
+    c.clunk(3);
+    assert_eq!(c.server.locks.len(), 0);
+}
+
+#[test]
+fn test_lock_remove_of_owner_fid_releases_owner() {
+    let mut c = two_fids();
+    c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
+
+    c.ok(crate::p9::Tremove { fid: 1 });
+
+    assert_eq!(c.server.locks.len(), 0);
+}
+
+#[test]
+fn test_lock_version_ends_every_owner() {
+    let mut c = two_fids();
+    c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
+    c.ok(tlock(2, lock_type::RDLCK, 0, 0, 0, 222));
+    assert_eq!(c.server.locks.len(), 2);
+
+    c.ok(Tversion {
+        msize: MSIZE,
+        version: "9P2000.L".into(),
+    });
+
+    assert_eq!(c.server.locks.len(), 0);
+    c.attach(ROOT);
+    c.open_rw(1, &["f"]);
+    let reply = c.call(tlock(1, lock_type::WRLCK, 0, 0, 0, 333));
+    assert_eq!(status(&reply), lock_status::SUCCESS);
+}
+
+#[test]
+fn test_lock_type_must_match_fid_open_mode() {
+    let mut c = Client::new();
+    std::fs::write(c.path("f"), b"data").unwrap();
+    c.open(1, &["f"], open_flags::RDONLY);
+    c.open(2, &["f"], open_flags::WRONLY);
+
+    assert_eq!(c.err(tlock(1, lock_type::WRLCK, 0, 0, 0, 1)), libc::EBADF);
+    assert_eq!(c.err(tlock(2, lock_type::RDLCK, 0, 0, 0, 1)), libc::EBADF);
+    assert_eq!(
+        status(&c.call(tlock(1, lock_type::RDLCK, 0, 0, 1, 1))),
+        lock_status::SUCCESS
+    );
+    // The owner's handle (read-write) holds both kinds, whichever fid asked.
+    assert_eq!(
+        status(&c.call(tlock(2, lock_type::WRLCK, 0, 2, 1, 1))),
+        lock_status::SUCCESS
+    );
+    assert_eq!(c.server.locks.len(), 1);
+}
+
+#[test]
+fn test_lock_read_only_share_owner_handle_falls_back_to_fid_access_mode() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    std::fs::write(tmp.path().join("f"), b"data").unwrap();
+    let config = Config { read_only: true };
+    let server = Server::new(Passthrough::new(tmp.path(), config).unwrap());
+    let mut tag = 0u16;
+    let mut call = |msg: Tmessage| {
+        tag += 1;
+        call_tagged(&server, tag, msg)
+    };
+    call(
+        Tversion {
+            msize: MSIZE,
+            version: "9P2000.L".into(),
+        }
+        .into(),
+    );
+    call(
+        Tattach {
+            fid: ROOT,
+            afid: NOFID,
+            uname: "root".into(),
+            aname: "".into(),
+            n_uname: 0,
+        }
+        .into(),
+    );
+    call(Client::twalk(ROOT, 1, &["f"]).into());
+    assert!(matches!(
+        call(
+            Tlopen {
+                fid: 1,
+                flags: open_flags::RDONLY
+            }
+            .into()
+        ),
+        Rmessage::Lopen(_)
+    ));
+
+    // The backend refuses O_RDWR (EROFS); the owner handle is opened read-only instead.
+    let reply = call(tlock(1, lock_type::RDLCK, 0, 0, 0, 7).into());
+
+    assert_eq!(status(&reply), lock_status::SUCCESS);
+    assert_eq!(server.locks.len(), 1);
+}
+
+#[test]
+fn test_getlock_reports_other_owner_proc_id() {
+    let mut c = two_fids();
+    c.ok(tlock(1, lock_type::WRLCK, 0, 10, 5, 111));
+    c.ok(tlock(1, lock_type::RDLCK, 0, 40, 5, 333));
+
+    let by_other = getlock(&mut c, tgetlock(2, lock_type::RDLCK, 0, 20, 222));
+    let read_holder = getlock(&mut c, tgetlock(2, lock_type::WRLCK, 30, 0, 222));
+
+    assert_eq!(
+        (
+            by_other.ty,
+            by_other.start,
+            by_other.length,
+            by_other.proc_id
+        ),
+        (lock_type::WRLCK, 10, 5, 111)
+    );
+    assert_eq!(
+        (read_holder.ty, read_holder.start, read_holder.length),
+        (lock_type::RDLCK, 40, 5)
+    );
+    assert_eq!(read_holder.proc_id, 333);
+}
+
+#[test]
+fn test_getlock_own_lock_through_other_fid_answers_unlck() {
+    let mut c = two_fids();
+    c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
+
+    let own = getlock(&mut c, tgetlock(2, lock_type::WRLCK, 0, 0, 111));
+
+    assert_eq!(own.ty, lock_type::UNLCK);
+    assert_eq!((own.start, own.length), (0, 0));
+}
+
+#[test]
+fn test_getlock_unlck_type_as_linux_sends_reports_any_lock() {
+    let mut c = two_fids();
+    c.ok(tlock(1, lock_type::RDLCK, 0, 0, 0, 111));
+
+    // v9fs_file_getlock always sends type UNLCK.
+    let other = getlock(&mut c, tgetlock(2, lock_type::UNLCK, 0, 0, 222));
+    let own = getlock(&mut c, tgetlock(2, lock_type::UNLCK, 0, 0, 111));
+
+    assert_eq!((other.ty, other.proc_id), (lock_type::RDLCK, 111));
+    assert_eq!(own.ty, lock_type::UNLCK);
+}
+
+#[test]
+fn test_lock_block_flag_same_proc_other_fid_does_not_wait() {
+    let mut c = two_fids();
+    c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
+
+    let reply = c.call(tlock(2, lock_type::WRLCK, lock_flags::BLOCK, 0, 0, 111));
+
+    assert_eq!(status(&reply), lock_status::SUCCESS);
+}
+
+#[test]
+fn test_lock_host_process_sees_guest_owner_lock() {
+    let mut c = two_fids();
+    c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(c.path("f"))
+        .unwrap();
+    // SAFETY: all-zero is a valid flock.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+
+    // SAFETY: a valid flock on a descriptor we own.
+    let ret = unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::F_OFD_GETLK,
+            &mut fl,
+        )
+    };
+
+    assert_eq!(ret, 0);
+    assert_eq!(fl.l_type, libc::F_WRLCK as libc::c_short);
+}
