@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         Some("locks") if args.len() == 3 => locks(Path::new(&args[2])),
         Some("sqlite") if args.len() == 3 => sqlite(Path::new(&args[2])),
         Some("bench") if args.len() == 3 => bench::run(Path::new(&args[2])),
+        Some("mmap") if args.len() == 3 => mmap(Path::new(&args[2])),
+        Some("child-mmap") if args.len() == 3 => mmap_child(Path::new(&args[2])),
         Some("child") if args.len() >= 4 => child(&args[2], Path::new(&args[3]), &args[4..]),
         Some("child-sqlite") if args.len() == 4 => match args[3].parse() {
             Ok(w) => sqlite_writer(Path::new(&args[2]), w),
@@ -253,6 +255,91 @@ fn locks(dir: &Path) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Shared mappings
+
+const MAP_LEN: usize = 32 << 10;
+const MAP_ROUNDS: u32 = 2000;
+
+/// Maps `path` shared, read-write.
+fn map_shared(path: &Path) -> Result<(File, *mut u32)> {
+    let f = open_rw(path)?;
+    f.set_len(MAP_LEN as u64)?;
+    // SAFETY: a fresh shared mapping of a file this process opened; the result is checked.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            MAP_LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error()).context("mmap MAP_SHARED");
+    }
+    Ok((f, p.cast()))
+}
+
+/// Two processes count up in one shared mapping, each in its own page, and read the other's.
+fn mmap(dir: &Path) -> Result<()> {
+    let path = dir.join("lcow-fstest.map");
+    let _ = std::fs::remove_file(&path);
+    let (_f, p) = map_shared(&path)?;
+    let child = Command::new(std::env::current_exe()?)
+        .args(["child-mmap", path.to_str().context("path is not UTF-8")?])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("spawn the mapping child")?;
+    let words = MAP_LEN / 4;
+    for round in 1..=MAP_ROUNDS {
+        for page in (0..words).step_by(1024 * 2) {
+            // SAFETY: `page` < words, inside the live mapping; volatile because another
+            // process writes the same memory.
+            unsafe { std::ptr::write_volatile(p.add(page), round) };
+        }
+    }
+    let said = child_says(child)?;
+    // SAFETY: msync of the whole live mapping.
+    if unsafe { libc::msync(p.cast(), MAP_LEN, libc::MS_SYNC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("msync");
+    }
+    // SAFETY: index 1024 (the child's page) lies inside the mapping.
+    let theirs = unsafe { std::ptr::read_volatile(p.add(1024)) };
+    if theirs != MAP_ROUNDS {
+        bail!("the other process's page reads {theirs}, expected {MAP_ROUNDS} ({said})");
+    }
+    ok(&format!(
+        "mmap: two processes share a MAP_SHARED file mapping ({said})"
+    ));
+    let data = std::fs::read(&path)?;
+    let on_disk = u32::from_ne_bytes(data[4096..4100].try_into()?);
+    if on_disk != MAP_ROUNDS {
+        bail!("after msync the file holds {on_disk}, expected {MAP_ROUNDS}");
+    }
+    ok("mmap: msync wrote the pages to the file");
+    std::fs::remove_file(&path).ok();
+    println!("PASS mmap");
+    Ok(())
+}
+
+fn mmap_child(path: &Path) -> Result<()> {
+    let (_f, p) = map_shared(path)?;
+    let t = Instant::now();
+    let mut seen = 0;
+    for round in 1..=MAP_ROUNDS {
+        // SAFETY: index 1024 and 0 lie inside the live mapping.
+        unsafe { std::ptr::write_volatile(p.add(1024), round) };
+        seen = seen.max(unsafe { std::ptr::read_volatile(p) });
+    }
+    println!(
+        "child wrote {MAP_ROUNDS} rounds in {} ms, saw the parent at {seen}",
+        t.elapsed().as_millis()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // SQLite
 
 fn db_open(path: &Path) -> Result<rusqlite::Connection> {
@@ -268,15 +355,22 @@ fn sqlite(dir: &Path) -> Result<()> {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     let db = db_open(&path)?;
-    let mode: String = db.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    if mode != "wal" {
-        bail!("journal_mode=WAL answered {mode:?}");
+    // LCOW_FSTEST_JOURNAL (wal by default) and LCOW_FSTEST_WRITERS (2) vary the workload when a
+    // failure needs narrowing down.
+    let journal = std::env::var("LCOW_FSTEST_JOURNAL").unwrap_or_else(|_| "wal".into());
+    let writers_n: u32 = std::env::var("LCOW_FSTEST_WRITERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
+    let mode: String = db.query_row(&format!("PRAGMA journal_mode={journal}"), [], |r| r.get(0))?;
+    if mode != journal {
+        bail!("journal_mode={journal} answered {mode:?}");
     }
     db.execute_batch("CREATE TABLE t (writer INTEGER, n INTEGER, PRIMARY KEY (writer, n));")?;
-    ok("sqlite: WAL mode on");
+    ok(&format!("sqlite: journal mode {journal}"));
     let p = path.to_str().context("path is not UTF-8")?;
     let exe = std::env::current_exe()?;
-    let writers = (1..=2)
+    let writers = (1..=writers_n)
         .map(|w| {
             Command::new(&exe)
                 .args(["child-sqlite", p, &w.to_string()])
@@ -294,7 +388,7 @@ fn sqlite(dir: &Path) -> Result<()> {
             bail!("a reader saw the row count go back from {last} to {n}");
         }
         last = n;
-        if n == i64::from(2 * ROWS_PER_WRITER) {
+        if n == i64::from(writers_n * ROWS_PER_WRITER) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -304,8 +398,8 @@ fn sqlite(dir: &Path) -> Result<()> {
         ok(&format!("sqlite: {said}"));
     }
     let n: i64 = db.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
-    if n != i64::from(2 * ROWS_PER_WRITER) {
-        bail!("{n} rows after two writers of {ROWS_PER_WRITER} each");
+    if n != i64::from(writers_n * ROWS_PER_WRITER) {
+        bail!("{n} rows after {writers_n} writers of {ROWS_PER_WRITER} each");
     }
     let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
     if check != "ok" {
