@@ -5,10 +5,8 @@
 //! set-uid helper `fusermount3` (Debian package `fuse3`), which mounts and hands the connected
 //! descriptor back over a unix socket (SCM_RIGHTS; the `_FUSE_COMMFD` protocol libfuse uses).
 
-use std::ffi::OsString;
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -269,8 +267,7 @@ pub fn write_reply(dev: BorrowedFd<'_>, reply: &[u8]) -> io::Result<()> {
 
 /// A printable form of a path for the mount table's source field.
 pub fn fsname_of(src: &Path) -> String {
-    let s = OsString::from(src.as_os_str()).into_vec();
-    String::from_utf8_lossy(&s)
+    src.to_string_lossy()
         .chars()
         .map(|c| {
             if c.is_whitespace() || c == ',' {
