@@ -78,6 +78,9 @@ file /testroot/usr/bin/lcow-fstest $fstest 0755
 file /testroot/etc/pjdfstest.toml $root/tests/fs/pjdfstest.toml 0644
 file /testroot/etc/passwd $root/guest/initramfs/passwd 0644
 file /testroot/etc/group $root/guest/initramfs/group 0644
+file /fsrun $root/guest/fsrun/init 0755
+file /testroot/sbin/lcow-fsrun $root/guest/fsrun/run 0755
+dir /testroot/mnt 0755
 SPEC
 mv "$fsroot.tmp" "$fsroot"
 fscombined=$out/initramfs-fs.cpio
