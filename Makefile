@@ -13,7 +13,7 @@ help:
 	@echo "make guest            build the static guest agent and its initramfs; prints the initramfs path"
 	@echo "make guest-test       the guest initramfs plus the busybox test rootfs; prints its path"
 	@echo "make test             unit and conformance tests, pjdfstest on the host FUSE mount, then the rig tests"
-	@echo "make fs-rig-test      9p and virtio-fs shares in a guest: pjdfstest, locks, mmap (not in make test yet)"
+	@echo "make fs-rig-test      9p and virtio-fs shares in a guest: pjdfstest, locks, mmap, SQLite (not in make test: the rig resets guests under share load)"
 	@echo "make lint             rustfmt check and clippy -D warnings"
 	@echo "make rig-reliability  boot the rig smoke RUNS times (default 20) and count the passes"
 	@echo "make demo             lcow-vmm boots the guest with lcow-agent and runs a container (in the rig on KVM-PVM hosts)"
