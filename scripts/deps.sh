@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only those that are missing.
-# Usage: scripts/deps.sh GROUP...   (groups: kernel rig guest fs)
+# Usage: scripts/deps.sh GROUP...   (groups: kernel rig guest fs e2e)
 set -euo pipefail
 
 declare -A GROUP_PKGS=(
@@ -8,6 +8,9 @@ declare -A GROUP_PKGS=(
   [rig]="busybox-static cpio qemu-system-x86"
   [guest]="libseccomp-dev pkg-config busybox-static python3"
   [fs]="fuse3 file util-linux"
+  # containerd 1.6 (Debian 12) for the end-to-end tests, runc as the reference runtime, and what
+  # builds the test images offline.
+  [e2e]="containerd runc umoci debootstrap busybox-static"
 )
 # Packages that must come from bookworm-backports (RIG.md: QEMU 7.2 livelocks the rig).
 declare -A BACKPORTS=([qemu-system-x86]=1)

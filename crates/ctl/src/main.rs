@@ -23,7 +23,7 @@ use lcow_protocol::agent::{
     event, ContainerRequest, Empty, SignalProcessRequest, WaitProcessRequest,
 };
 
-use crate::agent::{ctx, rpc_message, Agent, CALL_TIMEOUT};
+use crate::agent::{ctx, rpc_message, CALL_TIMEOUT};
 
 /// Talk to the guest agent of a running lcow VM.
 #[derive(Debug, Parser)]
@@ -118,7 +118,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
     }
     let wait =
         Duration::try_from_secs_f64(cli.wait).context("--wait must be a non-negative number")?;
-    let agent = Agent::connect(&cli.vsock, wait)?;
+    let agent = agent::connect(&cli.vsock, wait)?;
     let client = &agent.client;
     let c = || ctx(CALL_TIMEOUT);
     match cli.command {

@@ -220,9 +220,9 @@ impl Streams {
     /// Opens the streams `stdio` declares for (`id`, `exec`).
     pub fn open(agent: &Agent, id: &str, exec: &str, stdio: &Stdio) -> anyhow::Result<Self> {
         let open = |kind, wanted: bool| -> anyhow::Result<Option<UnixStream>> {
-            wanted
+            Ok(wanted
                 .then(|| agent.open_stream(id, exec, kind))
-                .transpose()
+                .transpose()?)
         };
         Ok(Self {
             stdin: open(StreamKind::Stdin, stdio.stdin)?,

@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod hybrid;
 pub mod stdio;
 

@@ -1,0 +1,290 @@
+//! The shim v2 process protocol, on containerd-shim 0.12's flags, logger and publisher:
+//!
+//! * `start`: spawn the long-lived server (this binary without an action) in the bundle, wait
+//!   until it listens, and print its address: a bare address to a legacy (flags) caller, which
+//!   is what containerd 1.6/1.7 read (and 2.x accept, then speaking task v2); a
+//!   `BootstrapResult` (task v3) to a containerd 2.3+ that sent `BootstrapParams` on stdin.
+//!   Containers of one CRI pod get the pod sandbox's shim (and so its VM).
+//! * serve (no action): the ttrpc server with the task service registered as both
+//!   `containerd.task.v2.Task` and `containerd.task.v3.Task`.
+//! * `delete`: see [`crate::delete`].
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Read, Write};
+use std::os::fd::IntoRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use containerd_shim::bootstrap::{BootstrapParams, BootstrapResult};
+use containerd_shim::protos::shim::shim_ttrpc::create_task;
+use containerd_shim::protos::types::introspection::RuntimeInfo;
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::{ExitSignal, Flags};
+use protobuf::Message;
+
+use crate::service::{ContainerdPublisher, Service};
+
+/// The runtime's name in containerd.
+pub const RUNTIME_ID: &str = "io.containerd.lcow.v1";
+/// The task service names served (containerd 1.6/1.7 call v2, 2.x v3).
+pub const TASK_SERVICES: [&str; 2] = ["containerd.task.v2.Task", "containerd.task.v3.Task"];
+const TTRPC_ADDRESS: &str = "TTRPC_ADDRESS";
+/// The most `start` reads from stdin (containerd's own bound).
+const MAX_INPUT: u64 = 10 << 20;
+
+/// How `start` was called, which decides the reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Caller {
+    /// Flags and environment; reply with the bare address.
+    Legacy,
+    /// containerd 2.3+ with `BootstrapParams`; reply with a `BootstrapResult`.
+    Bootstrap(Box<BootstrapParams>),
+}
+
+/// Tells the two callers apart from what arrived on stdin.
+pub fn caller(input: &[u8], flags: &Flags) -> Caller {
+    match BootstrapParams::parse_from_bytes(input) {
+        Ok(p)
+            if !input.is_empty() && p.instance_id == flags.id && p.namespace == flags.namespace =>
+        {
+            Caller::Bootstrap(Box::new(p))
+        }
+        _ => Caller::Legacy,
+    }
+}
+
+/// The reply to `start` for `caller`.
+pub fn start_reply(address: &str, caller: &Caller) -> anyhow::Result<Vec<u8>> {
+    match caller {
+        Caller::Legacy => Ok(address.as_bytes().to_vec()),
+        Caller::Bootstrap(_) => Ok(BootstrapResult {
+            version: 3,
+            address: address.to_owned(),
+            protocol: "ttrpc".to_owned(),
+            ..Default::default()
+        }
+        .write_to_bytes()?),
+    }
+}
+
+/// The methods of `service` under both task service names.
+pub fn task_methods(
+    service: Arc<Service>,
+) -> HashMap<String, Box<dyn ttrpc::MethodHandler + Send + Sync>> {
+    let v3 = create_task(service.clone());
+    let v2 = create_task(service);
+    let mut all = HashMap::new();
+    for (name, handler) in v2 {
+        all.insert(name.replace(TASK_SERVICES[1], TASK_SERVICES[0]), handler);
+    }
+    all.extend(v3);
+    all
+}
+
+/// The id whose shim a new container joins: its CRI pod sandbox, else itself.
+pub fn grouping(bundle: &Path, id: &str) -> String {
+    let Ok(text) = std::fs::read(bundle.join("config.json")) else {
+        return id.to_owned();
+    };
+    let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return id.to_owned();
+    };
+    let a = &spec["annotations"];
+    match (
+        a["io.kubernetes.cri.container-type"].as_str(),
+        a["io.kubernetes.cri.sandbox-id"].as_str(),
+    ) {
+        (Some("container"), Some(sandbox)) if lcow_protocol::valid_id(sandbox) => {
+            sandbox.to_owned()
+        }
+        _ => id.to_owned(),
+    }
+}
+
+fn socket_path(address: &str) -> &str {
+    address.strip_prefix("unix://").unwrap_or(address)
+}
+
+fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    let stdin = std::io::stdin();
+    let mut input = Vec::new();
+    if !stdin.is_terminal() {
+        stdin
+            .lock()
+            .take(MAX_INPUT)
+            .read_to_end(&mut input)
+            .context("cannot read stdin")?;
+    }
+    Ok(input)
+}
+
+/// `start`: see the module doc.
+pub fn start(flags: &Flags) -> anyhow::Result<()> {
+    let input = read_stdin()?;
+    let caller = caller(&input, flags);
+    let ttrpc_address = match &caller {
+        Caller::Bootstrap(p) => p.containerd_ttrpc_address.clone(),
+        Caller::Legacy => std::env::var(TTRPC_ADDRESS).unwrap_or_default(),
+    };
+    if ttrpc_address.is_empty() {
+        bail!("{TTRPC_ADDRESS} is not set: start must be called by containerd");
+    }
+    let bundle = std::env::current_dir().context("cannot read the working directory")?;
+    let group = grouping(&bundle, &flags.id);
+    let address = containerd_shim::socket_address(&flags.address, &flags.namespace, &group);
+    let path = socket_path(&address);
+    if UnixStream::connect(path).is_ok() {
+        tracing::info!(%address, "joining the running shim of {group}");
+    } else {
+        let _ = std::fs::remove_file(path);
+        let exe = std::env::current_exe().context("cannot find this binary")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["-namespace", &flags.namespace, "-id", &flags.id])
+            .args(["-address", &flags.address, "-socket", &address])
+            .env(TTRPC_ADDRESS, &ttrpc_address)
+            .current_dir(&bundle)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0);
+        if flags.debug {
+            cmd.arg("-debug");
+        }
+        let mut child = cmd.spawn().context("cannot spawn the shim server")?;
+        // The server closes its stdout once it listens (or writes why it could not).
+        let mut said = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_string(&mut said);
+        }
+        if UnixStream::connect(path).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the shim server did not start: {}", said.trim());
+        }
+    }
+    containerd_shim::util::write_address(&address)
+        .with_context(|| format!("cannot write the address file in {}", bundle.display()))?;
+    let reply = start_reply(&address, &caller)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&reply)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `-info`: what the runtime is, for containerd 2.x.
+pub fn info() -> anyhow::Result<()> {
+    let info = RuntimeInfo {
+        name: RUNTIME_ID.to_owned(),
+        ..Default::default()
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&info.write_to_bytes()?)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The server: runs until Shutdown.
+pub fn serve(flags: &Flags) -> anyhow::Result<()> {
+    if flags.socket.is_empty() {
+        bail!("no -socket given: the server is started by `start`, not by hand");
+    }
+    if let Err(e) = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id)
+    {
+        eprintln!("containerd-shim-lcow-v1: no log fifo, logging to stderr: {e}");
+    }
+    let ttrpc_address = std::env::var(TTRPC_ADDRESS).context("TTRPC_ADDRESS is not set")?;
+    let publisher = RemotePublisher::new(&ttrpc_address)
+        .with_context(|| format!("cannot connect to containerd's events at {ttrpc_address}"))?;
+    let exit = Arc::new(ExitSignal::default());
+    let service = Arc::new(Service::new(
+        &flags.namespace,
+        Arc::new(ContainerdPublisher::new(publisher, &flags.namespace)),
+        Arc::clone(&exit),
+    ));
+    let path = socket_path(&flags.socket).to_owned();
+    if let Some(dir) = Path::new(&path).parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let listener = UnixListener::bind(&path).with_context(|| format!("cannot listen on {path}"))?;
+    let mut server = ttrpc::Server::new()
+        .add_listener(listener.into_raw_fd())
+        .context("cannot start the ttrpc server")?
+        .register_service(task_methods(service));
+    server.start().context("cannot start the ttrpc server")?;
+    // Release `start`, which reads our stdout until it closes.
+    // SAFETY: dup2 on the process's own standard descriptors; no memory is involved.
+    unsafe {
+        libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO);
+    }
+    tracing::info!(socket = %path, "serving task v2 and v3");
+    exit.wait();
+    server.shutdown();
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn flags() -> Flags {
+        Flags {
+            id: "c1".into(),
+            namespace: "default".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn test_legacy_caller_gets_bare_address() {
+        let c = caller(b"", &flags());
+        assert_eq!(c, Caller::Legacy);
+        assert_eq!(start_reply("unix:///run/x", &c).unwrap(), b"unix:///run/x");
+    }
+
+    #[test]
+    fn test_bootstrap_caller_gets_v3_result() {
+        let p = BootstrapParams {
+            instance_id: "c1".into(),
+            namespace: "default".into(),
+            containerd_ttrpc_address: "/run/c.sock.ttrpc".into(),
+            ..Default::default()
+        };
+        let c = caller(&p.write_to_bytes().unwrap(), &flags());
+        assert!(matches!(c, Caller::Bootstrap(_)));
+        let r = BootstrapResult::parse_from_bytes(&start_reply("unix:///x", &c).unwrap()).unwrap();
+        assert_eq!((r.version, r.address.as_str()), (3, "unix:///x"));
+    }
+
+    #[test]
+    fn test_runtime_options_on_stdin_are_legacy() {
+        // A packed Any (runtime options) must not be taken for BootstrapParams.
+        let any = protobuf::well_known_types::any::Any {
+            type_url: "runtimeoptions.v1.Options".into(),
+            value: vec![0x12, 1, b'x'],
+            ..Default::default()
+        };
+        assert_eq!(
+            caller(&any.write_to_bytes().unwrap(), &flags()),
+            Caller::Legacy
+        );
+    }
+
+    #[test]
+    fn test_grouping_follows_cri_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(grouping(dir.path(), "c1"), "c1");
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"annotations":{"io.kubernetes.cri.container-type":"container",
+                "io.kubernetes.cri.sandbox-id":"pod1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(grouping(dir.path(), "c1"), "pod1");
+    }
+}

@@ -1,0 +1,305 @@
+//! Host mounts that give a container its files through the VM's share.
+//!
+//! Under `shared/<container>/` the shim mounts the rootfs containerd prepared (the `rootfs`
+//! mounts of Create: overlay, bind, ...) at `rootfs`, and each bind mount of the OCI spec at
+//! `m<N>` (read-only binds are remounted read-only on the host, so the file server itself
+//! refuses writes). The guest mounts the share at [`guest_share_dir`] and the spec's binds are
+//! rewritten to point there.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use containerd_shim_protos::api::Mount;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use serde_json::Value;
+
+/// Errors of making a container's host mounts.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// A directory or file to mount on cannot be made.
+    #[error("cannot create the mount point {}", path.display())]
+    MountPoint {
+        /// The mount point.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A rootfs mount failed.
+    #[error("cannot mount the rootfs ({kind} {source_path}) on {}: {message}", target.display())]
+    Rootfs {
+        /// The mount type.
+        kind: String,
+        /// The mount source.
+        source_path: String,
+        /// The target.
+        target: PathBuf,
+        /// What the mount helper said.
+        message: String,
+    },
+    /// A bind mount's source is missing or of a kind that cannot be shared.
+    #[error("bind mount {dest}: source {source_path}: {reason}")]
+    BadBindSource {
+        /// The container path.
+        dest: String,
+        /// The host source.
+        source_path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A bind mount failed.
+    #[error("cannot bind {source_path} for {dest}")]
+    Bind {
+        /// The container path.
+        dest: String,
+        /// The host source.
+        source_path: String,
+        /// The cause.
+        #[source]
+        source: nix::Error,
+    },
+    /// The spec's mounts are malformed.
+    #[error("the OCI spec's mounts are invalid: {0}")]
+    Spec(String),
+}
+
+/// Where the guest mounts the VM's share for container `id` (the agent removes it with the
+/// container).
+pub fn guest_share_dir(id: &str) -> String {
+    format!("/run/lcow/share/{id}")
+}
+
+/// The host directory of container `id` beneath the share.
+pub fn container_dir(shared: &Path, id: &str) -> PathBuf {
+    shared.join(id)
+}
+
+/// Mounts the rootfs containerd prepared on `shared/<id>/rootfs`; with no mounts, binds the
+/// bundle's own `rootfs` directory. Returns the guest path of the rootfs.
+pub fn mount_rootfs(
+    shared: &Path,
+    id: &str,
+    bundle: &Path,
+    mounts: &[Mount],
+) -> Result<String, MountError> {
+    let target = container_dir(shared, id).join("rootfs");
+    make_dir(&target)?;
+    let fallback;
+    let mounts = if mounts.is_empty() {
+        fallback = [Mount {
+            type_: "bind".to_owned(),
+            source: bundle.join("rootfs").display().to_string(),
+            options: vec!["rbind".to_owned(), "rw".to_owned()],
+            ..Default::default()
+        }];
+        &fallback[..]
+    } else {
+        mounts
+    };
+    for m in mounts {
+        containerd_shim::mount::mount_rootfs(
+            Some(m.type_.as_str()).filter(|t| !t.is_empty()),
+            Some(m.source.as_str()).filter(|s| !s.is_empty()),
+            &m.options,
+            &target,
+        )
+        .map_err(|e| MountError::Rootfs {
+            kind: m.type_.clone(),
+            source_path: m.source.clone(),
+            target: target.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(format!("{}/{id}/rootfs", guest_share_dir(id)))
+}
+
+fn make_dir(path: &Path) -> Result<(), MountError> {
+    fs::create_dir_all(path).map_err(|source| MountError::MountPoint {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn is_bind(m: &Value) -> bool {
+    m["type"] == "bind"
+        || m["options"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
+}
+
+/// Binds every bind mount's host source of `spec` under `shared/<id>/m<N>` and rewrites its
+/// source to the guest path. Drops `hooks` (host binaries cannot run in the guest).
+pub fn share_binds(shared: &Path, id: &str, spec: &mut Value) -> Result<(), MountError> {
+    if let Some(obj) = spec.as_object_mut() {
+        if obj.remove("hooks").is_some_and(|h| !h.is_null()) {
+            tracing::warn!(
+                container_id = id,
+                "OCI hooks are not run: they name host binaries"
+            );
+        }
+    }
+    let Some(mounts) = spec.get_mut("mounts") else {
+        return Ok(());
+    };
+    let mounts = mounts
+        .as_array_mut()
+        .ok_or_else(|| MountError::Spec("mounts is not a list".to_owned()))?;
+    let dir = container_dir(shared, id);
+    for (n, m) in mounts.iter_mut().enumerate() {
+        if !is_bind(m) {
+            continue;
+        }
+        let dest = m["destination"].as_str().unwrap_or_default().to_owned();
+        let source = m["source"]
+            .as_str()
+            .ok_or_else(|| MountError::Spec(format!("bind mount {dest} has no source")))?
+            .to_owned();
+        let bad = |reason: &str| MountError::BadBindSource {
+            dest: dest.clone(),
+            source_path: source.clone(),
+            reason: reason.to_owned(),
+        };
+        let meta = fs::metadata(&source).map_err(|e| bad(&e.to_string()))?;
+        let target = dir.join(format!("m{n}"));
+        if meta.is_dir() {
+            make_dir(&target)?;
+        } else if meta.is_file() {
+            make_dir(&dir)?;
+            fs::write(&target, b"").map_err(|source| MountError::MountPoint {
+                path: target.clone(),
+                source,
+            })?;
+        } else {
+            return Err(bad(
+                "only directories and regular files can be shared with the vm",
+            ));
+        }
+        let read_only = m["options"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|x| x == "ro"));
+        let bind_err = |source| MountError::Bind {
+            dest: dest.clone(),
+            source_path: m["source"].as_str().unwrap_or_default().to_owned(),
+            source,
+        };
+        mount(
+            Some(Path::new(&source)),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(bind_err)?;
+        if read_only {
+            mount(
+                None::<&str>,
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .map_err(bind_err)?;
+        }
+        m["source"] = Value::String(format!("{}/{id}/m{n}", guest_share_dir(id)));
+    }
+    Ok(())
+}
+
+/// The mount points beneath `dir` (itself included), deepest first.
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    found.dedup();
+    found
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let code = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(char::from(code));
+            i += 4;
+        } else {
+            out.push(char::from(b[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Unmounts (lazily) everything mounted beneath `dir` and removes the directory.
+pub fn unmount_all(dir: &Path) {
+    for m in mounts_under(dir) {
+        if let Err(e) = umount2(&m, MntFlags::MNT_DETACH) {
+            tracing::warn!(mount = %m.display(), error = %e, "cannot unmount");
+        }
+    }
+    if dir.exists() {
+        if let Err(e) = fs::remove_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove");
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn test_share_binds_leaves_non_binds_and_drops_hooks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = json!({
+            "hooks": {"prestart": [{"path": "/usr/bin/x"}]},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
+            ]
+        });
+        share_binds(dir.path(), "c1", &mut spec).unwrap();
+        assert!(spec.get("hooks").is_none());
+        assert_eq!(spec["mounts"][0]["source"], "proc");
+        assert_eq!(spec["mounts"][1]["source"], "tmpfs");
+    }
+
+    #[test]
+    fn test_share_binds_missing_source_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = json!({"mounts": [
+            {"destination": "/data", "type": "bind", "source": "/nonexistent/x", "options": ["rbind"]}
+        ]});
+        let e = share_binds(dir.path(), "c1", &mut spec).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("/data") && text.contains("/nonexistent/x"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn test_unescape_mountinfo() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+
+    #[test]
+    fn test_guest_paths() {
+        assert_eq!(guest_share_dir("c1"), "/run/lcow/share/c1");
+        assert_eq!(container_dir(Path::new("/s"), "c1"), Path::new("/s/c1"));
+    }
+}

@@ -1,0 +1,375 @@
+//! One micro-VM: the `lcow-vmm` process the shim spawns, its state directory, its file share
+//! and the connection to its agent (DESIGN.md §2, "shim ↔ VMM").
+//!
+//! The state directory `<state_dir>/<hash>` holds the hybrid-vsock socket `v.sock`, the VMM's
+//! pid (`vmm.pid`) and log (`vmm.log`), and `shared/`, the one directory the VM's file share
+//! serves: each container's rootfs and bind mounts are mounted beneath `shared/<container>/`
+//! on the host, so containers added later need no new device.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use lcow_protocol::client::{ctx, Agent, ClientError};
+use lcow_protocol::hybrid::HybridError;
+
+use crate::config::Config;
+
+/// The tag of the VM's one file share.
+pub const SHARE_TAG: &str = "lcow";
+/// How long a powered-off VM may take to exit before it is killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How much of the VMM's log an error quotes.
+const LOG_TAIL: u64 = 2048;
+
+/// Errors of booting or stopping a VM.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// The state directory cannot be made.
+    #[error("cannot create the vm state directory {}", path.display())]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file the VM needs is missing.
+    #[error("the {what} {} is missing (set `{key}` in the lcow configuration, or run `make install`)", path.display())]
+    Missing {
+        /// What it is.
+        what: &'static str,
+        /// The configuration key naming it.
+        key: &'static str,
+        /// The path looked at.
+        path: PathBuf,
+    },
+    /// lcow-vmm cannot be started.
+    #[error("cannot start {}", vmm.display())]
+    Spawn {
+        /// The binary.
+        vmm: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// lcow-vmm exited before the agent answered.
+    #[error("the vm exited during boot ({status}); its log ends with: {log}")]
+    ExitedDuringBoot {
+        /// The exit status.
+        status: String,
+        /// The tail of vmm.log.
+        log: String,
+    },
+    /// The agent did not answer in time.
+    #[error("the guest agent did not answer within {0:?} (is the initramfs an lcow-agent one?)")]
+    BootTimeout(Duration),
+    /// The agent answered but the connection failed.
+    #[error("cannot connect to the guest agent")]
+    Agent(#[source] ClientError),
+}
+
+/// How the VMM ended, once it has.
+#[derive(Debug, Default)]
+struct ExitState {
+    ended: Option<String>,
+}
+
+/// A running VM with a greeted agent.
+#[derive(Debug)]
+pub struct Vm {
+    /// The state directory.
+    pub state: PathBuf,
+    /// The host directory the VM's share serves.
+    pub shared: PathBuf,
+    /// The share's protocol.
+    pub protocol: crate::config::ShareProtocol,
+    /// The VMM's pid.
+    pub pid: u32,
+    /// The agent.
+    pub agent: Agent,
+    exit: Arc<(Mutex<ExitState>, Condvar)>,
+}
+
+/// `<state_dir>/<16 hex digits of FNV-1a("namespace/id")>`: short enough for socket paths,
+/// stable across shim invocations (`delete` finds it again).
+pub fn state_dir(config: &Config, namespace: &str, id: &str) -> PathBuf {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in namespace.bytes().chain([b'/']).chain(id.bytes()) {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    config.state_dir.join(format!("{hash:016x}"))
+}
+
+fn require(what: &'static str, key: &'static str, path: &Path) -> Result<(), VmError> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(VmError::Missing {
+            what,
+            key,
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// The last bytes of `path`, for error messages.
+pub fn log_tail(path: &Path) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return "(no log)".to_owned();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL)));
+    let mut buf = Vec::new();
+    let _ = f.take(LOG_TAIL).read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).trim().replace('\n', " | ");
+    if text.is_empty() {
+        "(empty log)".to_owned()
+    } else {
+        text
+    }
+}
+
+impl Vm {
+    /// Boots a VM for the container `id` in `state` and waits for its agent.
+    pub fn boot(config: &Config, state: &Path, id: &str) -> Result<Self, VmError> {
+        require("VMM", "vmm", &config.vmm)?;
+        require("guest kernel", "kernel", &config.kernel)?;
+        require("guest initramfs", "initramfs", &config.initramfs)?;
+        let shared = state.join("shared");
+        for dir in [state, &shared] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(dir)
+                .map_err(|source| VmError::StateDir {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+        }
+        let socket = state.join("v.sock");
+        let log_path = state.join("vmm.log");
+        let log = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&log_path)
+            .map_err(|source| VmError::StateDir {
+                path: log_path.clone(),
+                source,
+            })?;
+        let console = if config.console_log_dir.as_os_str().is_empty() {
+            "off".to_owned()
+        } else {
+            let _ = fs::create_dir_all(&config.console_log_dir);
+            config
+                .console_log_dir
+                .join(format!("{id}.log"))
+                .display()
+                .to_string()
+        };
+        let cmdline = format!(
+            "console=ttyS0 reboot=k panic=-1 quiet {}",
+            config.kernel_params
+        );
+        let mut cmd = Command::new(&config.vmm);
+        cmd.arg("run")
+            .arg("--kernel")
+            .arg(&config.kernel)
+            .arg("--initrd")
+            .arg(&config.initramfs)
+            .arg("--memory")
+            .arg(format!("{}M", config.memory_mib))
+            .arg("--vcpus")
+            .arg(config.vcpus.to_string())
+            .arg("--console")
+            .arg(&console)
+            .arg("--cmdline")
+            .arg(cmdline.trim_end())
+            .arg("--vsock")
+            .arg(&socket)
+            .arg("--share")
+            .arg(format!(
+                "{SHARE_TAG}={},proto={}",
+                shared.display(),
+                config.share_protocol.name()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let start = Instant::now();
+        let child = cmd.spawn().map_err(|source| VmError::Spawn {
+            vmm: config.vmm.clone(),
+            source,
+        })?;
+        let pid = child.id();
+        let _ = fs::write(state.join("vmm.pid"), format!("{pid}\n"));
+        let exit = Arc::new((Mutex::new(ExitState::default()), Condvar::new()));
+        watch(child, Arc::clone(&exit));
+        tracing::info!(container_id = id, pid, state = %state.display(), "vm started");
+
+        let deadline = start + Duration::from_secs(config.boot_timeout_secs);
+        let host = format!("containerd-shim-lcow-v1 {}", env!("CARGO_PKG_VERSION"));
+        let agent = loop {
+            if let Some(status) = lock(&exit.0).ended.clone() {
+                return Err(VmError::ExitedDuringBoot {
+                    status,
+                    log: log_tail(&log_path),
+                });
+            }
+            match Agent::connect(&socket, Duration::from_millis(200), &host) {
+                Ok(agent) => break agent,
+                Err(ClientError::Reach(HybridError::Timeout { .. })) => {
+                    if Instant::now() >= deadline {
+                        kill_pid(pid);
+                        return Err(VmError::BootTimeout(start.elapsed()));
+                    }
+                }
+                Err(e) => {
+                    kill_pid(pid);
+                    return Err(VmError::Agent(e));
+                }
+            }
+        };
+        tracing::info!(
+            container_id = id,
+            ready_ms = start.elapsed().as_millis() as u64,
+            agent = %agent.hello.agent_version,
+            kernel = %agent.hello.kernel,
+            "guest agent ready"
+        );
+        Ok(Self {
+            state: state.to_owned(),
+            shared,
+            protocol: config.share_protocol,
+            pid,
+            agent,
+            exit,
+        })
+    }
+
+    /// How the VMM ended, if it has.
+    pub fn ended(&self) -> Option<String> {
+        lock(&self.exit.0).ended.clone()
+    }
+
+    /// Blocks until the VMM has ended or `timeout` passed; whether it ended.
+    pub fn wait_ended(&self, timeout: Duration) -> bool {
+        let (lock_, cv) = &*self.exit;
+        let guard = lock(lock_);
+        let (guard, _) = cv
+            .wait_timeout_while(guard, timeout, |s| s.ended.is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        guard.ended.is_some()
+    }
+
+    /// Powers the guest off (the agent syncs first), kills the VMM if it lingers, and removes
+    /// the state directory.
+    pub fn shutdown(&self) {
+        if self.ended().is_none() {
+            if let Err(e) = self
+                .agent
+                .client
+                .shutdown(ctx(Duration::from_secs(5)), &Default::default())
+            {
+                tracing::warn!(error = %lcow_protocol::client::rpc_message(&e), "agent shutdown failed; killing the vm");
+            }
+            if !self.wait_ended(SHUTDOWN_GRACE) {
+                tracing::warn!(pid = self.pid, "the vm did not power off; killing it");
+                kill_pid(self.pid);
+                self.wait_ended(SHUTDOWN_GRACE);
+            }
+        }
+        crate::mounts::unmount_all(&self.shared);
+        if let Err(e) = fs::remove_dir_all(&self.state) {
+            tracing::warn!(state = %self.state.display(), error = %e, "cannot remove the vm state directory");
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Waits for the VMM in a thread and records how it ended.
+fn watch(mut child: Child, exit: Arc<(Mutex<ExitState>, Condvar)>) {
+    thread::spawn(move || {
+        let ended = match child.wait() {
+            Ok(status) => status.to_string(),
+            Err(e) => format!("cannot wait for the vmm: {e}"),
+        };
+        tracing::info!(status = %ended, "vm ended");
+        lock(&exit.0).ended = Some(ended);
+        exit.1.notify_all();
+    });
+}
+
+/// SIGKILL to `pid`, ignoring a process that is already gone.
+pub fn kill_pid(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_state_dir_is_short_stable_and_distinct() {
+        let c = Config::default();
+        let a = state_dir(&c, "default", "test-container-1");
+        assert_eq!(a, state_dir(&c, "default", "test-container-1"));
+        assert_ne!(a, state_dir(&c, "default", "test-container-2"));
+        assert_ne!(a, state_dir(&c, "k8s.io", "test-container-1"));
+        assert!(a.join("v.sock_1025").as_os_str().len() < 60);
+    }
+
+    #[test]
+    fn test_boot_names_missing_kernel() {
+        let dir = tempfile::tempdir().unwrap();
+        let vmm = dir.path().join("vmm");
+        fs::write(&vmm, "").unwrap();
+        let config = Config {
+            vmm,
+            kernel: dir.path().join("none"),
+            ..Config::default()
+        };
+        let e = Vm::boot(&config, &dir.path().join("s"), "c1").unwrap_err();
+        assert!(e.to_string().contains("guest kernel"), "{e}");
+        assert!(e.to_string().contains("`kernel`"), "{e}");
+    }
+
+    #[test]
+    fn test_boot_reports_vmm_exit_with_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let vmm = dir.path().join("vmm");
+        fs::write(&vmm, "#!/bin/sh\necho 'no kvm here' >&2\nexit 1\n").unwrap();
+        fs::set_permissions(&vmm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let kernel = dir.path().join("k");
+        fs::write(&kernel, "").unwrap();
+        let config = Config {
+            vmm,
+            kernel: kernel.clone(),
+            initramfs: kernel,
+            ..Config::default()
+        };
+        let e = Vm::boot(&config, &dir.path().join("s"), "c1").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("exited during boot") && text.contains("no kvm here"),
+            "{text}"
+        );
+    }
+}
