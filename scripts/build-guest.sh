@@ -9,13 +9,27 @@
 # With --test, also build the test container rootfs (static busybox under /testroot, the
 # agent's default rootfs) and print the path of an initramfs that is the agent's archive with
 # the rootfs archive appended (the kernel unpacks concatenated archives in turn).
+#
+# With --fstest, only build the static lcow-fstest and print its path (the e2e images carry it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-test=0; fs=0
-case "${1:-}" in --test) test=1 ;; --fs) test=1; fs=1 ;; esac
+test=0; fs=0; fstest_only=0
+case "${1:-}" in --test) test=1 ;; --fs) test=1; fs=1 ;; --fstest) fstest_only=1 ;; esac
 "$root/scripts/deps.sh" guest
 out=$root/target/guest; mkdir -p "$out"
 triple=x86_64-unknown-linux-gnu
+
+# The static lcow-fstest (guest/fstest, its own workspace); sets $fstest.
+build_fstest() {
+  (
+    cd "$root/guest/fstest"
+    export RUSTFLAGS="-C target-feature=+crt-static"
+    nice cargo build --quiet --release --locked --target "$triple" --target-dir "$root/target/fstest" >&2
+  )
+  fstest=$root/target/fstest/$triple/release/lcow-fstest
+  file "$fstest" | grep -q 'static' || { echo "build-guest: $fstest is not static" >&2; exit 1; }
+}
+if [ $fstest_only = 1 ]; then build_fstest; echo "$fstest"; exit 0; fi
 
 # Static glibc build: only the target artifacts get +crt-static (build scripts and proc macros
 # are host artifacts, hence the explicit --target).
@@ -64,13 +78,7 @@ fi
 
 pjd=$out/pjdfstest
 strip -o "$pjd" "$("$root/scripts/tool-pjdfstest.sh")"
-(
-  cd "$root/guest/fstest"
-  export RUSTFLAGS="-C target-feature=+crt-static"
-  nice cargo build --quiet --release --locked --target "$triple" --target-dir "$root/target/fstest" >&2
-)
-fstest=$root/target/fstest/$triple/release/lcow-fstest
-file "$fstest" | grep -q 'static' || { echo "build-guest: $fstest is not static" >&2; exit 1; }
+build_fstest
 fsroot=$out/fstools.cpio
 python3 "$root/scripts/mkcpio.py" "$fsroot.tmp" <<SPEC
 file /testroot/usr/bin/pjdfstest $pjd 0755

@@ -7,6 +7,7 @@
 //!   descriptors of one process share its POSIX locks and closing either releases them.
 //! - `sqlite DIR`: a database in WAL mode written by two processes at once (busy timeout), read
 //!   meanwhile by a third; every row arrives and `PRAGMA integrity_check` says ok.
+//! - `xattr DIR`: set, get, list, replace and remove a user.* extended attribute.
 //! - `bench DIR`: `name value unit` lines for sequential and random I/O and metadata work.
 
 use std::fs::{File, OpenOptions};
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod bench;
+mod xattr;
 
 const ROWS_PER_WRITER: u32 = 300;
 
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         Some("sqlite") if args.len() == 3 => sqlite(Path::new(&args[2])),
         Some("bench") if args.len() == 3 => bench::run(Path::new(&args[2])),
         Some("mmap") if args.len() == 3 => mmap(Path::new(&args[2])),
+        Some("xattr") if args.len() == 3 => xattr::run(Path::new(&args[2])),
         Some("child-mmap") if args.len() == 3 => mmap_child(Path::new(&args[2])),
         Some("child") if args.len() >= 4 => child(&args[2], Path::new(&args[3]), &args[4..]),
         Some("child-sqlite") if args.len() == 4 => match args[3].parse() {
@@ -36,8 +39,8 @@ fn main() -> ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: lcow-fstest locks DIR | sqlite DIR | bench DIR\n\
-                 Checks lock semantics and SQLite WAL on the file system holding DIR, or\n\
+                "usage: lcow-fstest locks DIR | sqlite DIR | mmap DIR | xattr DIR | bench DIR\n\
+                 Checks lock semantics, SQLite WAL, shared mappings and xattrs on the file system holding DIR, or\n\
                  measures it (sequential and 4 KiB random I/O, file create/walk/remove)."
             );
             return ExitCode::from(2);
