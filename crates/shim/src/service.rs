@@ -156,9 +156,10 @@ impl Service {
             .map_err(|e| ShimError::internal("cannot read the lcow configuration", &e))?;
         tracing::info!(config = %path.display(), "booting a vm");
         let state = vm::state_dir(&config, &self.namespace, id);
-        let vm = Vm::boot(&config, &state, id)
-            .map(Arc::new)
-            .map_err(|e| ShimError::internal("cannot boot the vm", &e))?;
+        let vm = Vm::boot(&config, &state, id).map(Arc::new).map_err(|e| {
+            mounts::unmount_all(&state);
+            ShimError::internal("cannot boot the vm", &e)
+        })?;
         self.watch_events(&vm);
         *slot = Some(Arc::clone(&vm));
         Ok((vm, true))
