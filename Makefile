@@ -3,7 +3,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RUNS ?= 20
 
-.PHONY: help deps build kernel rig-kernel guest guest-test test unit-test rig-test lint fmt rig-reliability demo
+.PHONY: help deps build kernel rig-kernel guest guest-test test unit-test rig-test lint fmt rig-reliability demo install e2e
+PREFIX ?= /usr/local
 
 help:
 	@echo "make deps             install missing Debian packages (kernel build, QEMU from backports, busybox)"
@@ -16,11 +17,13 @@ help:
 	@echo "make fs-rig-test      9p and virtio-fs shares in a guest: pjdfstest, locks, mmap, SQLite (not in make test: the rig resets guests under share load)"
 	@echo "make lint             rustfmt check and clippy -D warnings"
 	@echo "make rig-reliability  boot the rig smoke RUNS times (default 20) and count the passes"
-	@echo "make demo             lcow-vmm boots the guest with lcow-agent and runs a container (in the rig on KVM-PVM hosts)"
+	@echo "make install          install containerd-shim-lcow-v1, lcow-vmm, lcow-ctl, the guest kernel and initramfs under PREFIX (/usr/local)"
+	@echo "make demo             install, then a private containerd runs a container through the shim (in the rig on KVM-PVM hosts)"
+	@echo "make e2e              containerd 1.6 end to end through the shim: busybox and PostgreSQL images, bind mounts, OOM, exec, tty"
 	@echo "make bench            boot time and memory of lcow-vmm against QEMU; lcow-fs FUSE against native (bench/results/)"
 
 deps:
-	@scripts/deps.sh kernel rig guest fs
+	@scripts/deps.sh kernel rig guest fs e2e
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -47,7 +50,8 @@ rig-test: deps
 	@scripts/build-guest.sh --test >/dev/null
 	$(CARGO) build -p lcow-fs
 	@scripts/deps.sh fs
-	tests/run-suite tests/fs/pjdfstest-host tests/rig/selftest tests/rig/smoke tests/rig/vmm-boot tests/rig/agent
+	$(CARGO) build -p lcow-shim
+	tests/run-suite tests/fs/pjdfstest-host tests/rig/selftest tests/rig/smoke tests/rig/vmm-boot tests/rig/agent tests/e2e/run
 
 # The share tests in a guest: not part of `make test` while tests/fs/README.md's open problem stands.
 .PHONY: fs-rig-test
@@ -68,11 +72,25 @@ rig-reliability: deps
 	@tests/rig/reliability $(RUNS)
 
 .PHONY: demo
-demo: deps
-	$(CARGO) build -p lcow-vmm -p lcow-ctl
-	@k=$$(scripts/build-kernel.sh guest) && i=$$(scripts/build-guest.sh --test) && \
-	  echo "demo: lcow-vmm boots $$k with the lcow-agent initramfs under KVM ($$(tests/rig/kvm-kind) host)" && \
-	  tests/rig/run --timeout 300 -- tests/rig/agent-demo target/debug/lcow-vmm target/debug/lcow-ctl "$$k" "$$i"
+demo: install
+	@bb=$$(tests/e2e/images busybox) && echo "demo: $$(tests/rig/kvm-kind) host; Debian's containerd $$(containerd --version | cut -d' ' -f3)" && \
+	  tests/rig/run --timeout 600 -- env PREFIX=$(PREFIX) tests/e2e/demo "$$bb"
+
+# The runtime, installed where containerd finds the shim (PATH) and the shim its defaults.
+install: deps
+	$(CARGO) build --release -p lcow-vmm -p lcow-shim -p lcow-ctl
+	@k=$$(scripts/build-kernel.sh guest) && i=$$(scripts/build-guest.sh) && \
+	  install -D -m 0755 target/release/lcow-vmm $(PREFIX)/bin/lcow-vmm && \
+	  install -D -m 0755 target/release/containerd-shim-lcow-v1 $(PREFIX)/bin/containerd-shim-lcow-v1 && \
+	  install -D -m 0755 target/release/lcow-ctl $(PREFIX)/bin/lcow-ctl && \
+	  install -D -m 0644 "$$k" $(PREFIX)/share/lcow/vmlinux && \
+	  install -D -m 0644 "$$i" $(PREFIX)/share/lcow/initramfs.cpio && \
+	  echo "installed under $(PREFIX); containerd-shim-lcow-v1 check:" && \
+	  ($(PREFIX)/bin/containerd-shim-lcow-v1 check || true)
+
+e2e: deps
+	$(CARGO) build -p lcow-vmm -p lcow-shim
+	tests/run-suite tests/e2e/run
 
 .PHONY: bench
 bench: deps

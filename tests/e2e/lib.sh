@@ -1,0 +1,65 @@
+# tests/e2e/lib.sh: a private containerd (Debian's 1.6) for the end-to-end tests and benches,
+# sourced by tests/e2e/l2 and bench/e2e-l2. Everything lives under $E2E (a tmpfs: containerd's
+# overlayfs snapshots cannot sit on the rig's overlayfs root).
+#
+# e2e_start SHIM_DIR VMM KERNEL INITRD: writes the lcow configuration, starts containerd with
+# SHIM_DIR first on its PATH; sets E2E, CTR (array) and E2E_CONTAINERD_PID.
+# e2e_stop: stops containerd, kills what is left, unmounts.
+
+e2e_start() {
+  local shim_dir=$1 vmm=$2 kernel=$3 initrd=$4
+  E2E=$(mktemp -d /tmp/lcow-e2e.XXXXXX)
+  mount -t tmpfs -o size=2400m,mode=0755 tmpfs "$E2E"
+  cat > "$E2E/lcow.toml" <<TOML
+vmm = "$vmm"
+kernel = "$kernel"
+initramfs = "$initrd"
+memory_mib = ${E2E_MEMORY_MIB:-256}
+vcpus = ${E2E_VCPUS:-1}
+share_protocol = "${E2E_SHARE_PROTOCOL:-virtiofs}"
+console_log_dir = "$E2E/consoles"
+boot_timeout_secs = ${E2E_BOOT_TIMEOUT:-90}
+TOML
+  cat > "$E2E/containerd.toml" <<TOML
+version = 2
+root = "$E2E/root"
+state = "$E2E/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$E2E/containerd.sock"
+[debug]
+  level = "debug"
+TOML
+  PATH="$shim_dir:$PATH" LCOW_CONFIG="$E2E/lcow.toml" \
+    containerd --config "$E2E/containerd.toml" >"$E2E/containerd.log" 2>&1 &
+  E2E_CONTAINERD_PID=$!
+  CTR=(ctr --address "$E2E/containerd.sock")
+  local i
+  for i in $(seq 1 300); do
+    "${CTR[@]}" version >/dev/null 2>&1 && return 0
+    kill -0 "$E2E_CONTAINERD_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "e2e: containerd did not start; its log:" >&2
+  tail -30 "$E2E/containerd.log" >&2
+  return 1
+}
+
+# e2e_leftovers: prints what a finished container may have left behind (nothing, normally).
+e2e_leftovers() {
+  pgrep -a lcow-vmm
+  pgrep -af containerd-shim-lcow-v1
+  grep -E ' /run/lcow' /proc/self/mountinfo | cut -d' ' -f5
+  find /run/lcow -mindepth 1 -maxdepth 1 2>/dev/null
+}
+
+e2e_stop() {
+  [ -n "${E2E_CONTAINERD_PID:-}" ] && kill "$E2E_CONTAINERD_PID" 2>/dev/null && wait "$E2E_CONTAINERD_PID" 2>/dev/null
+  pkill -KILL -f containerd-shim-lcow-v1 2>/dev/null
+  pkill -KILL lcow-vmm 2>/dev/null
+  grep -E " ($E2E|/run/lcow)" /proc/self/mountinfo | cut -d' ' -f5 | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null
+  done
+  umount -l "$E2E" 2>/dev/null
+  rm -rf "$E2E"
+}
