@@ -24,8 +24,11 @@ use containerd_shim::protos::shim::shim_ttrpc::create_task;
 use containerd_shim::protos::types::introspection::RuntimeInfo;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{ExitSignal, Flags};
+use protobuf::well_known_types::any::Any;
 use protobuf::Message;
 
+use crate::config::CONFIG_ENV;
+use crate::options;
 use crate::service::{ContainerdPublisher, Service};
 
 /// The runtime's name in containerd.
@@ -68,6 +71,22 @@ pub fn start_reply(address: &str, caller: &Caller) -> anyhow::Result<Vec<u8>> {
             ..Default::default()
         }
         .write_to_bytes()?),
+    }
+}
+
+/// The runtime options containerd sent to `start`: the whole stdin for a legacy caller, an
+/// extension of the bootstrap parameters otherwise.
+pub fn runtime_options(input: &[u8], caller: &Caller) -> Option<Any> {
+    match caller {
+        Caller::Legacy => Any::parse_from_bytes(input)
+            .ok()
+            .filter(|a| !a.type_url.is_empty()),
+        Caller::Bootstrap(p) => p
+            .extensions
+            .iter()
+            .filter_map(|e| e.value.as_ref())
+            .find(|a| a.type_url.ends_with("runtimeoptions.v1.Options"))
+            .cloned(),
     }
 }
 
@@ -153,6 +172,13 @@ pub fn start(flags: &Flags) -> anyhow::Result<()> {
             .process_group(0);
         if flags.debug {
             cmd.arg("-debug");
+        }
+        // containerd passes the container's runtime options to `start` (not to Create): their
+        // ConfigPath reaches the server as $LCOW_CONFIG.
+        if let Some(path) = runtime_options(&input, &caller).and_then(|a| options::config_path(&a))
+        {
+            tracing::info!(config = %path.display(), "configuration from the runtime options");
+            cmd.env(CONFIG_ENV, path);
         }
         let mut child = cmd.spawn().context("cannot spawn the shim server")?;
         // The server closes its stdout once it listens (or writes why it could not).
@@ -273,6 +299,24 @@ mod tests {
             caller(&any.write_to_bytes().unwrap(), &flags()),
             Caller::Legacy
         );
+    }
+
+    #[test]
+    fn test_runtime_options_config_path_from_legacy_stdin() {
+        let mut value = vec![0x12, 6];
+        value.extend_from_slice(b"/x.tml");
+        let any = Any {
+            type_url: "runtimeoptions.v1.Options".into(),
+            value,
+            ..Default::default()
+        };
+        let input = any.write_to_bytes().unwrap();
+        let got = runtime_options(&input, &Caller::Legacy).unwrap();
+        assert_eq!(
+            options::config_path(&got).unwrap(),
+            std::path::PathBuf::from("/x.tml")
+        );
+        assert!(runtime_options(b"", &Caller::Legacy).is_none());
     }
 
     #[test]

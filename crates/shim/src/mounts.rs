@@ -97,20 +97,99 @@ pub fn mount_rootfs(
         mounts
     };
     for m in mounts {
-        containerd_shim::mount::mount_rootfs(
-            Some(m.type_.as_str()).filter(|t| !t.is_empty()),
-            Some(m.source.as_str()).filter(|s| !s.is_empty()),
-            &m.options,
-            &target,
-        )
-        .map_err(|e| MountError::Rootfs {
+        mount_one(m, &target).map_err(|message| MountError::Rootfs {
             kind: m.type_.clone(),
             source_path: m.source.clone(),
             target: target.clone(),
-            message: e.to_string(),
+            message,
         })?;
     }
     Ok(format!("{}/{id}/rootfs", guest_share_dir(id)))
+}
+
+/// The mount(2) flag an option sets (`true`) or clears (`false`), or `None` for fs data.
+fn option_flag(option: &str) -> Option<(bool, MsFlags)> {
+    Some(match option {
+        "defaults" => (true, MsFlags::empty()),
+        "ro" => (true, MsFlags::MS_RDONLY),
+        "rw" => (false, MsFlags::MS_RDONLY),
+        "bind" => (true, MsFlags::MS_BIND),
+        "rbind" => (true, MsFlags::MS_BIND | MsFlags::MS_REC),
+        "nosuid" => (true, MsFlags::MS_NOSUID),
+        "suid" => (false, MsFlags::MS_NOSUID),
+        "nodev" => (true, MsFlags::MS_NODEV),
+        "dev" => (false, MsFlags::MS_NODEV),
+        "noexec" => (true, MsFlags::MS_NOEXEC),
+        "exec" => (false, MsFlags::MS_NOEXEC),
+        "sync" => (true, MsFlags::MS_SYNCHRONOUS),
+        "async" => (false, MsFlags::MS_SYNCHRONOUS),
+        "dirsync" => (true, MsFlags::MS_DIRSYNC),
+        "noatime" => (true, MsFlags::MS_NOATIME),
+        "atime" => (false, MsFlags::MS_NOATIME),
+        "nodiratime" => (true, MsFlags::MS_NODIRATIME),
+        "diratime" => (false, MsFlags::MS_NODIRATIME),
+        "relatime" => (true, MsFlags::MS_RELATIME),
+        "norelatime" => (false, MsFlags::MS_RELATIME),
+        "strictatime" => (true, MsFlags::MS_STRICTATIME),
+        // Propagation of the host mount does not concern the guest.
+        "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
+            (true, MsFlags::empty())
+        }
+        _ => return None,
+    })
+}
+
+/// The flags and the fs data (comma-joined) of containerd's mount options.
+fn split_options(options: &[String]) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for o in options {
+        match option_flag(o) {
+            Some((true, f)) => flags |= f,
+            Some((false, f)) => flags &= !f,
+            None => data.push(o.as_str()),
+        }
+    }
+    (flags, data.join(","))
+}
+
+/// The most fs data mount(2) takes (one page).
+const MAX_MOUNT_DATA: usize = 4095;
+
+/// Mounts one of containerd's rootfs mounts on `target` (no fork: the shim is threaded).
+fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
+    let (flags, data) = split_options(&m.options);
+    if data.len() > MAX_MOUNT_DATA {
+        return Err(format!(
+            "its options are {} bytes, more than one mount(2) takes (too many layers)",
+            data.len()
+        ));
+    }
+    let source = Some(m.source.as_str()).filter(|s| !s.is_empty());
+    if flags.contains(MsFlags::MS_BIND) {
+        mount(
+            source,
+            target,
+            None::<&str>,
+            flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
+            None::<&str>,
+        )
+        .map_err(|e| e.to_string())?;
+        if flags.contains(MsFlags::MS_RDONLY) {
+            mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
+    let fstype = Some(m.type_.as_str()).filter(|t| !t.is_empty());
+    let data = Some(data.as_str()).filter(|d| !d.is_empty());
+    mount(source, target, fstype, flags, data).map_err(|e| e.to_string())
 }
 
 fn make_dir(path: &Path) -> Result<(), MountError> {
@@ -289,6 +368,27 @@ mod tests {
             text.contains("/data") && text.contains("/nonexistent/x"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn test_split_options_flags_and_data() {
+        let o: Vec<String> = [
+            "ro",
+            "nosuid",
+            "lowerdir=/a:/b",
+            "upperdir=/u",
+            "rw",
+            "index=off",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let (flags, data) = split_options(&o);
+        assert_eq!(flags, MsFlags::MS_NOSUID);
+        assert_eq!(data, "lowerdir=/a:/b,upperdir=/u,index=off");
+        let (flags, data) = split_options(&["rbind".to_owned(), "ro".to_owned()]);
+        assert!(flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY));
+        assert!(data.is_empty());
     }
 
     #[test]

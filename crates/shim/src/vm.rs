@@ -67,8 +67,13 @@ pub enum VmError {
         log: String,
     },
     /// The agent did not answer in time.
-    #[error("the guest agent did not answer within {0:?} (is the initramfs an lcow-agent one?)")]
-    BootTimeout(Duration),
+    #[error("the guest agent did not answer within {waited:?} (is the initramfs an lcow-agent one?); the vmm's log ends with: {log}")]
+    BootTimeout {
+        /// How long it waited.
+        waited: Duration,
+        /// The tail of vmm.log.
+        log: String,
+    },
     /// The agent answered but the connection failed.
     #[error("cannot connect to the guest agent")]
     Agent(#[source] ClientError),
@@ -229,7 +234,10 @@ impl Vm {
                 Err(ClientError::Reach(HybridError::Timeout { .. })) => {
                     if Instant::now() >= deadline {
                         kill_pid(pid);
-                        return Err(VmError::BootTimeout(start.elapsed()));
+                        return Err(VmError::BootTimeout {
+                            waited: start.elapsed(),
+                            log: log_tail(&log_path),
+                        });
                     }
                 }
                 Err(e) => {

@@ -7,7 +7,7 @@
 //!   descriptors of one process share its POSIX locks and closing either releases them.
 //! - `sqlite DIR`: a database in WAL mode written by two processes at once (busy timeout), read
 //!   meanwhile by a third; every row arrives and `PRAGMA integrity_check` says ok.
-//! - `xattr DIR`: set, get, list, replace and remove a user.* extended attribute.
+//! - `xattr DIR [NAMESPACE]`: set, get, list, replace and remove a NAMESPACE.* (default user.*) extended attribute.
 //! - `bench DIR`: `name value unit` lines for sequential and random I/O and metadata work.
 
 use std::fs::{File, OpenOptions};
@@ -30,7 +30,8 @@ fn main() -> ExitCode {
         Some("sqlite") if args.len() == 3 => sqlite(Path::new(&args[2])),
         Some("bench") if args.len() == 3 => bench::run(Path::new(&args[2])),
         Some("mmap") if args.len() == 3 => mmap(Path::new(&args[2])),
-        Some("xattr") if args.len() == 3 => xattr::run(Path::new(&args[2])),
+        Some("xattr") if args.len() == 3 => xattr::run(Path::new(&args[2]), "user"),
+        Some("xattr") if args.len() == 4 => xattr::run(Path::new(&args[2]), &args[3]),
         Some("child-mmap") if args.len() == 3 => mmap_child(Path::new(&args[2])),
         Some("child") if args.len() >= 4 => child(&args[2], Path::new(&args[3]), &args[4..]),
         Some("child-sqlite") if args.len() == 4 => match args[3].parse() {
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: lcow-fstest locks DIR | sqlite DIR | mmap DIR | xattr DIR | bench DIR\n\
+                "usage: lcow-fstest locks DIR | sqlite DIR | mmap DIR | xattr DIR [NAMESPACE] | bench DIR\n\
                  Checks lock semantics, SQLite WAL, shared mappings and xattrs on the file system holding DIR, or\n\
                  measures it (sequential and 4 KiB random I/O, file create/walk/remove)."
             );
@@ -163,9 +164,13 @@ fn child(what: &str, path: &Path, rest: &[String]) -> Result<()> {
             None => println!("none"),
         },
         "wait-write" => {
-            let t = Instant::now();
+            // Proves the lock is held when the wait starts, then waits for it.
+            if setlk(&f, libc::F_WRLCK, 0, 100, false)? {
+                bail!("the range was free when the waiter started");
+            }
+            println!("waiting");
             setlk(&f, libc::F_WRLCK, 0, 100, true)?;
-            println!("{}", t.elapsed().as_millis());
+            println!("got");
         }
         "try-flock" => {
             println!(
@@ -209,17 +214,34 @@ fn locks(dir: &Path) -> Result<()> {
     }
     ok("fcntl: F_GETLK names the holder's type and pid");
 
-    // A waiter wakes when the holder unlocks.
-    let waiter = spawn_child(&["wait-write", p])?;
-    std::thread::sleep(Duration::from_millis(400));
-    setlk(&f, libc::F_UNLCK, 0, 0, false)?;
-    let waited: u64 = child_says(waiter)?.parse().context("waiter's time")?;
-    if waited < 300 {
-        bail!("F_SETLKW returned after {waited} ms although the lock was held for 400 ms");
+    // A waiter blocks while the lock is held and wakes when the holder unlocks. Timed from
+    // the waiter's own "waiting" line, so a slow process start does not matter.
+    let mut waiter = spawn_child(&["wait-write", p])?;
+    let mut out = std::io::BufReader::new(waiter.stdout.take().context("waiter's stdout")?);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).context("read the waiter")?;
+    if line.trim() != "waiting" {
+        let _ = waiter.wait();
+        bail!(
+            "the waiter did not find the range locked: {:?}",
+            line.trim()
+        );
     }
-    ok(&format!(
-        "fcntl: F_SETLKW waited {waited} ms for the release"
-    ));
+    std::thread::sleep(Duration::from_millis(400));
+    if let Some(status) = waiter.try_wait().context("poll the waiter")? {
+        bail!("F_SETLKW returned ({status}) while the lock was still held");
+    }
+    setlk(&f, libc::F_UNLCK, 0, 0, false)?;
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).context("read the waiter")?;
+    let status = waiter.wait().context("wait for the waiter")?;
+    if line.trim() != "got" || !status.success() {
+        bail!(
+            "the waiter did not get the lock after the release ({status}): {:?}",
+            line.trim()
+        );
+    }
+    ok("fcntl: F_SETLKW blocks while the lock is held and wakes on its release");
 
     // POSIX: locks belong to the process; a second descriptor shares them and closing any
     // descriptor of the file releases them all.

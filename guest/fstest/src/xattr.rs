@@ -1,5 +1,7 @@
-//! `xattr DIR`: extended attributes on the file system holding DIR: set, get back byte for
-//! byte, list, replace, remove (then ENODATA), and XATTR_CREATE on an existing name refused.
+//! `xattr DIR [NAMESPACE]`: extended attributes on the file system holding DIR: set, get back
+//! byte for byte, list, replace, remove (then ENODATA), and XATTR_CREATE on an existing name
+//! refused. NAMESPACE is `user` (the default) or another prefix the file system takes (Linux
+//! before 6.6 keeps no `user.*` attributes on tmpfs; `security.*` it does).
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -61,20 +63,21 @@ fn list(p: &CString) -> std::io::Result<Vec<u8>> {
 }
 
 /// Runs the check.
-pub fn run(dir: &Path) -> Result<()> {
+pub fn run(dir: &Path, namespace: &str) -> Result<()> {
     let file = dir.join("xattr-check");
     std::fs::write(&file, b"x").context("create the test file")?;
     let p = cpath(&file)?;
-    let name = CString::new("user.lcow.check")?;
+    let full = format!("{namespace}.lcow.check");
+    let name = CString::new(full.as_str())?;
     let value: Vec<u8> = (0u8..=255).collect();
     set(&p, &name, &value, 0).context("setxattr")?;
     if get(&p, &name).context("getxattr")? != value {
         bail!("getxattr returned other bytes than were set");
     }
-    ok("setxattr then getxattr gives the same 256 bytes");
+    ok(&format!("{full}: setxattr then getxattr gives the same 256 bytes"));
     let names = list(&p).context("listxattr")?;
-    if !names.split(|b| *b == 0).any(|n| n == b"user.lcow.check") {
-        bail!("listxattr does not list user.lcow.check");
+    if !names.split(|b| *b == 0).any(|n| n == full.as_bytes()) {
+        bail!("listxattr does not list {full}");
     }
     ok("listxattr lists it");
     match set(&p, &name, b"y", libc::XATTR_CREATE) {
