@@ -18,7 +18,7 @@ memory_mib = ${E2E_MEMORY_MIB:-256}
 vcpus = ${E2E_VCPUS:-1}
 share_protocol = "${E2E_SHARE_PROTOCOL:-virtiofs}"
 console_log_dir = "$E2E/consoles"
-boot_timeout_secs = ${E2E_BOOT_TIMEOUT:-90}
+boot_timeout_secs = ${E2E_BOOT_TIMEOUT:-45}
 TOML
   cat > "$E2E/containerd.toml" <<TOML
 version = 2

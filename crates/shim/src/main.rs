@@ -37,7 +37,8 @@ ConfigPath (ctr: --runtime-config-path), $LCOW_CONFIG, /etc/lcow/lcow.toml:
   state_dir = \"/run/lcow\"     # per-VM sockets and mounts
   boot_timeout_secs = 60
 
-Logs go to containerd's log (run containerd with debug level for more).";
+Logs go to containerd's log (run containerd with debug level for more); each VM's lcow-vmm
+log is <state_dir>/<vm>/vmm.log, at the level $LCOW_VMM_LOG sets (a RUST_LOG filter; default info).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();

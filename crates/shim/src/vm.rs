@@ -67,12 +67,14 @@ pub enum VmError {
         log: String,
     },
     /// The agent did not answer in time.
-    #[error("the guest agent did not answer within {waited:?} (is the initramfs an lcow-agent one?); the vmm's log ends with: {log}")]
+    #[error("the guest agent did not answer within {waited:?} (is the initramfs an lcow-agent one?); the vmm's log ends with: {log}; the guest console ends with: {console}")]
     BootTimeout {
         /// How long it waited.
         waited: Duration,
         /// The tail of vmm.log.
         log: String,
+        /// The tail of the guest's console log, when `console_log_dir` keeps one.
+        console: String,
     },
     /// The agent answered but the connection failed.
     #[error("cannot connect to the guest agent")]
@@ -170,16 +172,15 @@ impl Vm {
                 path: log_path.clone(),
                 source,
             })?;
-        let console = if config.console_log_dir.as_os_str().is_empty() {
-            "off".to_owned()
+        let console_log = if config.console_log_dir.as_os_str().is_empty() {
+            None
         } else {
             let _ = fs::create_dir_all(&config.console_log_dir);
-            config
-                .console_log_dir
-                .join(format!("{id}.log"))
-                .display()
-                .to_string()
+            Some(config.console_log_dir.join(format!("{id}.log")))
         };
+        let console = console_log
+            .as_ref()
+            .map_or_else(|| "off".to_owned(), |p| p.display().to_string());
         let cmdline = format!(
             "console=ttyS0 reboot=k panic=-1 quiet {}",
             config.kernel_params
@@ -206,6 +207,11 @@ impl Vm {
                 shared.display(),
                 config.share_protocol.name()
             ))
+            // The vmm's milestones (devices ready, guest started, how it ended) in vmm.log.
+            .env(
+                "RUST_LOG",
+                std::env::var("LCOW_VMM_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -237,6 +243,10 @@ impl Vm {
                         return Err(VmError::BootTimeout {
                             waited: start.elapsed(),
                             log: log_tail(&log_path),
+                            console: console_log.as_deref().map_or_else(
+                                || "(console off: set console_log_dir to keep it)".to_owned(),
+                                log_tail,
+                            ),
                         });
                     }
                 }
