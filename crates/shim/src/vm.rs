@@ -223,7 +223,7 @@ impl Vm {
         let pid = child.id();
         let _ = fs::write(state.join("vmm.pid"), format!("{pid}\n"));
         let exit = Arc::new((Mutex::new(ExitState::default()), Condvar::new()));
-        watch(child, Arc::clone(&exit));
+        watch(child, Arc::clone(&exit), log_path.clone());
         tracing::info!(container_id = id, pid, state = %state.display(), "vm started");
 
         let deadline = start + Duration::from_secs(config.boot_timeout_secs);
@@ -317,13 +317,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Waits for the VMM in a thread and records how it ended.
-fn watch(mut child: Child, exit: Arc<(Mutex<ExitState>, Condvar)>) {
+/// containerd's log gets the end of vmm.log (how the guest ended), which goes with the state dir.
+fn watch(mut child: Child, exit: Arc<(Mutex<ExitState>, Condvar)>, log_path: PathBuf) {
     thread::spawn(move || {
         let ended = match child.wait() {
             Ok(status) => status.to_string(),
             Err(e) => format!("cannot wait for the vmm: {e}"),
         };
-        tracing::info!(status = %ended, "vm ended");
+        tracing::info!(status = %ended, vmm_log = %log_tail(&log_path), "vm ended");
         lock(&exit.0).ended = Some(ended);
         exit.1.notify_all();
     });

@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use lcow_protocol::agent::Mount;
 use nix::mount::MsFlags;
-use oci_spec::runtime::{LinuxResources, Process, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Process, Spec};
 
 use crate::error::{quote, AgentError};
 use crate::syscall::Syscall;
@@ -71,6 +71,12 @@ pub fn prepare_spec(
     spec.set_root(Some(root));
 
     let mut linux = spec.linux().clone().unwrap_or_default();
+    // The VM is the network boundary (as in Kata): containers join the VM's network namespace,
+    // whose `lo` the agent sets up at boot, and containers of one pod share it as Kubernetes
+    // expects. A new namespace would have its `lo` down; a path would be a host path.
+    if let Some(namespaces) = linux.namespaces_mut() {
+        namespaces.retain(|ns| ns.typ() != LinuxNamespaceType::Network);
+    }
     let cgroups_path = match linux.cgroups_path() {
         Some(p) => p.to_string_lossy().into_owned(),
         None => format!("{CGROUP_PARENT}/{container_id}"),
@@ -276,6 +282,35 @@ mod tests {
         .unwrap();
         assert_eq!(cg, "/pod/c1");
         assert_eq!(spec.root().as_ref().unwrap().path(), Path::new("/run/r1"));
+    }
+
+    #[test]
+    fn test_prepare_spec_joins_the_vms_network_namespace() {
+        // Arrange: a new network namespace, and a pod's (a host path), beside a pid namespace.
+        for net in [
+            r#"{"type":"network"}"#,
+            r#"{"type":"network","path":"/var/run/netns/cni-1"}"#,
+        ] {
+            let json = SPEC.replace(
+                r#""linux":{}"#,
+                &format!(r#""linux":{{"namespaces":[{{"type":"pid"}},{net},{{"type":"mount"}}]}}"#),
+            );
+            // Act
+            let (spec, _) =
+                prepare_spec(json.as_bytes(), "c1", "", Path::new("/t"), false).unwrap();
+            // Assert
+            let kinds: Vec<_> = spec
+                .linux()
+                .as_ref()
+                .unwrap()
+                .namespaces()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|ns| ns.typ())
+                .collect();
+            assert_eq!(kinds, [LinuxNamespaceType::Pid, LinuxNamespaceType::Mount]);
+        }
     }
 
     #[test]

@@ -233,6 +233,11 @@ pub fn setup_guest(sys: &dyn Syscall, hostname: &str) -> Result<(), InitError> {
     if let Err(e) = sys.sethostname(hostname) {
         tracing::warn!(error = %e, "cannot set the hostname");
     }
+    // Containers share the VM's network namespace (see bundle::prepare_spec): its `lo` is
+    // their localhost.
+    if let Err(e) = sys.loopback_up() {
+        tracing::warn!(error = %e, "cannot set lo up: localhost will not work in containers");
+    }
     Ok(())
 }
 
@@ -407,6 +412,7 @@ mod tests {
             link: "/dev/ptmx".into()
         }));
         assert!(calls.contains(&Call::Hostname("guest1".into())));
+        assert!(calls.contains(&Call::LoopbackUp));
         assert!(!calls.iter().any(|c| matches!(c, Call::Mknod(..))));
     }
 

@@ -55,6 +55,9 @@ pub trait Syscall: Send + Sync + Debug {
     fn sync(&self);
     /// reboot(2) with `RB_POWER_OFF`; returns only on failure.
     fn power_off(&self) -> io::Result<()>;
+    /// Sets `lo` of the caller's network namespace up (SIOCSIFFLAGS), as runc and crun do
+    /// for a new namespace: services that listen on localhost need it.
+    fn loopback_up(&self) -> io::Result<()>;
 }
 
 /// The real calls.
@@ -158,6 +161,39 @@ impl Syscall for LinuxSyscall {
             .map(|_| ())
             .map_err(io::Error::from)
     }
+
+    fn loopback_up(&self) -> io::Result<()> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        // SAFETY: socket(2) takes plain integers; the descriptor it returns is owned below.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nothing else owns.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: ifreq is plain old data (integers and unions of them): all zeroes is valid.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name from `req` and writes the flags
+        // into it; `req` lives across the call.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+        let flags = unsafe { req.ifr_ifru.ifru_flags };
+        let up = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if flags & up == up {
+            return Ok(());
+        }
+        req.ifr_ifru.ifru_flags = flags | up;
+        // SAFETY: SIOCSIFFLAGS reads the name and flags from `req`, which lives across the call.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +228,7 @@ pub mod fake {
         Write(String, String),
         Sync,
         PowerOff,
+        LoopbackUp,
     }
 
     /// Records calls; fails those matching a rule set with [`RecordingSyscall::fail_when`].
@@ -283,6 +320,9 @@ pub mod fake {
         }
         fn power_off(&self) -> io::Result<()> {
             self.record(Call::PowerOff)
+        }
+        fn loopback_up(&self) -> io::Result<()> {
+            self.record(Call::LoopbackUp)
         }
     }
 }
