@@ -183,8 +183,8 @@ impl Syscall for LinuxSyscall {
         }
         // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
         let flags = unsafe { req.ifr_ifru.ifru_flags };
-        let up = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if flags & up == up {
+        let up = libc::IFF_UP as libc::c_short;
+        if flags & up != 0 {
             return Ok(());
         }
         req.ifr_ifru.ifru_flags = flags | up;
