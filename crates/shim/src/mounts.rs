@@ -167,29 +167,33 @@ fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
     }
     let source = Some(m.source.as_str()).filter(|s| !s.is_empty());
     if flags.contains(MsFlags::MS_BIND) {
-        mount(
+        return bind(
             source,
             target,
-            None::<&str>,
             flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
-            None::<&str>,
+            flags.contains(MsFlags::MS_RDONLY),
         )
-        .map_err(|e| e.to_string())?;
-        if flags.contains(MsFlags::MS_RDONLY) {
-            mount(
-                None::<&str>,
-                target,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None::<&str>,
-            )
-            .map_err(|e| e.to_string())?;
-        }
-        return Ok(());
+        .map_err(|e| e.to_string());
     }
     let fstype = Some(m.type_.as_str()).filter(|t| !t.is_empty());
     let data = Some(data.as_str()).filter(|d| !d.is_empty());
     mount(source, target, fstype, flags, data).map_err(|e| e.to_string())
+}
+
+/// A bind mount (`flags`: MS_BIND, with MS_REC for rbind) of `source` on `target`, then
+/// remounted read-only when `read_only` (a bind mount ignores MS_RDONLY on its first mount).
+fn bind(source: Option<&str>, target: &Path, flags: MsFlags, read_only: bool) -> nix::Result<()> {
+    mount(source, target, None::<&str>, flags, None::<&str>)?;
+    if read_only {
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )?;
+    }
+    Ok(())
 }
 
 fn make_dir(path: &Path) -> Result<(), MountError> {
@@ -261,24 +265,13 @@ pub fn share_binds(shared: &Path, id: &str, spec: &mut Value) -> Result<(), Moun
             source_path: m["source"].as_str().unwrap_or_default().to_owned(),
             source,
         };
-        mount(
-            Some(Path::new(&source)),
+        bind(
+            Some(source.as_str()),
             &target,
-            None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
+            read_only,
         )
         .map_err(bind_err)?;
-        if read_only {
-            mount(
-                None::<&str>,
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None::<&str>,
-            )
-            .map_err(bind_err)?;
-        }
         m["source"] = Value::String(format!("{}/{id}/m{n}", guest_share_dir(id)));
     }
     Ok(())
