@@ -257,9 +257,7 @@ pub fn share_binds(shared: &Path, id: &str, spec: &mut Value) -> Result<(), Moun
                 "only directories and regular files can be shared with the vm",
             ));
         }
-        let read_only = m["options"]
-            .as_array()
-            .is_some_and(|o| o.iter().any(|x| x == "ro"));
+        let read_only = read_only(&m["options"]);
         let bind_err = |source| MountError::Bind {
             dest: dest.clone(),
             source_path: m["source"].as_str().unwrap_or_default().to_owned(),
@@ -275,6 +273,20 @@ pub fn share_binds(shared: &Path, id: &str, spec: &mut Value) -> Result<(), Moun
         m["source"] = Value::String(format!("{}/{id}/m{n}", guest_share_dir(id)));
     }
     Ok(())
+}
+
+/// Whether an OCI mount's `options` make it read-only, read in order as mount(8) does: the
+/// last of `ro` and `rw` wins.
+fn read_only(options: &Value) -> bool {
+    let options: Vec<String> = options
+        .as_array()
+        .map(|o| {
+            o.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    split_options(&options).0.contains(MsFlags::MS_RDONLY)
 }
 
 /// The mount points beneath `dir` (itself included), deepest first.
@@ -382,6 +394,16 @@ mod tests {
         let (flags, data) = split_options(&["rbind".to_owned(), "ro".to_owned()]);
         assert!(flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY));
         assert!(data.is_empty());
+    }
+
+    #[test]
+    fn test_read_only_last_of_ro_and_rw_wins() {
+        assert!(read_only(&json!(["rbind", "ro"])));
+        assert!(!read_only(&json!(["rbind", "ro", "rw"])));
+        assert!(read_only(&json!(["rw", "nosuid", "ro"])));
+        assert!(!read_only(&json!(["rbind"])));
+        assert!(!read_only(&json!(null)));
+        assert!(!read_only(&json!(["rbind", 7, "rorw"])));
     }
 
     #[test]
