@@ -3,7 +3,7 @@
 
 use kvm_bindings::{
     kvm_cpuid_entry2, kvm_dtable, kvm_fpu, kvm_lapic_state, kvm_msr_entry, kvm_regs, kvm_segment,
-    kvm_sregs, CpuId as KvmCpuId, KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+    kvm_sregs, kvm_xsave, CpuId as KvmCpuId, KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
 };
 
 use crate::x86_64::{
@@ -178,6 +178,100 @@ pub(super) fn fpu_from_kvm(f: &kvm_fpu) -> Fpu {
     }
 }
 
+/// Byte offsets in the XSAVE area (Intel SDM vol. 1, 13.4: the legacy FXSAVE region, then the
+/// header whose first word is XSTATE_BV).
+mod xsave {
+    pub const FCW: usize = 0;
+    pub const FSW: usize = 2;
+    pub const FTW: usize = 4;
+    pub const FOP: usize = 6;
+    pub const FIP: usize = 8;
+    pub const FDP: usize = 16;
+    pub const MXCSR: usize = 24;
+    pub const ST: usize = 32;
+    pub const XMM: usize = 160;
+    pub const XSTATE_BV: usize = 512;
+    /// XSTATE_BV bits: x87, SSE (XMM registers and MXCSR), AVX (which also keeps MXCSR).
+    pub const X87: u64 = 1;
+    pub const SSE: u64 = 2;
+    pub const AVX: u64 = 4;
+    /// The x87 control word after FNINIT, which a component in its init state holds.
+    pub const FCW_INIT: u16 = 0x37f;
+    /// MXCSR in its init state.
+    pub const MXCSR_INIT: u32 = 0x1f80;
+}
+
+fn xsave_bytes(x: &kvm_xsave) -> Vec<u8> {
+    x.region.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+fn read_array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0; N];
+    out.copy_from_slice(&b[at..at + N]);
+    out
+}
+
+/// Writes `f` into the legacy region of `x` and marks the x87 and SSE components as in use.
+///
+/// The mark is the point: `KVM_SET_FPU` writes the same bytes but leaves XSTATE_BV alone, so on
+/// an XSAVE host the first `XRSTOR` into the guest puts every component whose bit is clear in its
+/// init state. The guest then runs with zeroed XMM registers, and whether `KVM_GET_FPU` later
+/// shows the host's values or the guest's zeros depends on whether KVM saved the guest FPU in
+/// between.
+pub(super) fn fpu_into_xsave(f: &Fpu, x: &mut kvm_xsave) {
+    let mut b = xsave_bytes(x);
+    b[xsave::FCW..xsave::FCW + 2].copy_from_slice(&f.fcw.to_le_bytes());
+    b[xsave::FSW..xsave::FSW + 2].copy_from_slice(&f.fsw.to_le_bytes());
+    b[xsave::FTW] = f.ftwx;
+    b[xsave::FOP..xsave::FOP + 2].copy_from_slice(&f.last_opcode.to_le_bytes());
+    b[xsave::FIP..xsave::FIP + 8].copy_from_slice(&f.last_ip.to_le_bytes());
+    b[xsave::FDP..xsave::FDP + 8].copy_from_slice(&f.last_dp.to_le_bytes());
+    b[xsave::MXCSR..xsave::MXCSR + 4].copy_from_slice(&f.mxcsr.to_le_bytes());
+    for (i, st) in f.fpr.iter().enumerate() {
+        b[xsave::ST + 16 * i..xsave::ST + 16 * (i + 1)].copy_from_slice(st);
+    }
+    for (i, xmm) in f.xmm.iter().enumerate() {
+        b[xsave::XMM + 16 * i..xsave::XMM + 16 * (i + 1)].copy_from_slice(xmm);
+    }
+    let bv = u64::from_le_bytes(read_array(&b, xsave::XSTATE_BV)) | xsave::X87 | xsave::SSE;
+    b[xsave::XSTATE_BV..xsave::XSTATE_BV + 8].copy_from_slice(&bv.to_le_bytes());
+    for (word, chunk) in x.region.iter_mut().zip(b.chunks_exact(4)) {
+        *word = u32::from_le_bytes(read_array(chunk, 0));
+    }
+}
+
+/// The x87 and SSE state held in `x`; a component whose XSTATE_BV bit is clear is in its init
+/// state, whatever its bytes say (Intel SDM vol. 1, 13.6).
+pub(super) fn fpu_from_xsave(x: &kvm_xsave) -> Fpu {
+    let b = xsave_bytes(x);
+    let bv = u64::from_le_bytes(read_array(&b, xsave::XSTATE_BV));
+    let mut f = Fpu {
+        fcw: xsave::FCW_INIT,
+        mxcsr: xsave::MXCSR_INIT,
+        ..Default::default()
+    };
+    if bv & xsave::X87 != 0 {
+        f.fcw = u16::from_le_bytes(read_array(&b, xsave::FCW));
+        f.fsw = u16::from_le_bytes(read_array(&b, xsave::FSW));
+        f.ftwx = b[xsave::FTW];
+        f.last_opcode = u16::from_le_bytes(read_array(&b, xsave::FOP));
+        f.last_ip = u64::from_le_bytes(read_array(&b, xsave::FIP));
+        f.last_dp = u64::from_le_bytes(read_array(&b, xsave::FDP));
+        for (i, st) in f.fpr.iter_mut().enumerate() {
+            *st = read_array(&b, xsave::ST + 16 * i);
+        }
+    }
+    if bv & xsave::SSE != 0 {
+        for (i, xmm) in f.xmm.iter_mut().enumerate() {
+            *xmm = read_array(&b, xsave::XMM + 16 * i);
+        }
+    }
+    if bv & (xsave::SSE | xsave::AVX) != 0 {
+        f.mxcsr = u32::from_le_bytes(read_array(&b, xsave::MXCSR));
+    }
+    f
+}
+
 pub(super) fn msr_to_kvm(m: &MsrEntry) -> kvm_msr_entry {
     kvm_msr_entry {
         index: m.index,
@@ -315,6 +409,67 @@ mod tests {
         };
         fpu.xmm[15][3] = 0xaa;
         assert_eq!(fpu_from_kvm(&fpu_to_kvm(&fpu)), fpu);
+    }
+
+    fn sample_fpu() -> Fpu {
+        let mut fpu = Fpu {
+            fcw: 0x27f,
+            fsw: 0x3800,
+            ftwx: 0x81,
+            last_opcode: 0x7ff,
+            last_ip: 0x1122_3344_5566_7788,
+            last_dp: 0x8877_6655_4433_2211,
+            mxcsr: 0x1fa0,
+            ..Default::default()
+        };
+        fpu.fpr[7][9] = 0x40;
+        fpu.xmm[1] = *b"lcow-hypervisor!";
+        fpu.xmm[15][15] = 0xaa;
+        fpu
+    }
+
+    #[test]
+    fn test_fpu_xsave_roundtrip_keeps_every_field() {
+        let fpu = sample_fpu();
+        let mut x = kvm_xsave::default();
+        fpu_into_xsave(&fpu, &mut x);
+        assert_eq!(fpu_from_xsave(&x), fpu);
+    }
+
+    #[test]
+    fn test_fpu_into_xsave_marks_x87_and_sse_in_use_keeps_other_bits() {
+        let mut x = kvm_xsave::default();
+        // XSTATE_BV is region word 128; AVX (bit 2) was in use before.
+        x.region[128] = 0b100;
+        x.region[200] = 0xdead_beef;
+        fpu_into_xsave(&sample_fpu(), &mut x);
+        assert_eq!(x.region[128], 0b111);
+        assert_eq!(
+            x.region[200], 0xdead_beef,
+            "bytes past the header untouched"
+        );
+        // The legacy region's layout: FCW in the low half of word 0, XMM1 at byte 176.
+        assert_eq!(x.region[0] & 0xffff, 0x27f);
+        assert_eq!(x.region[44].to_le_bytes(), *b"lcow");
+    }
+
+    #[test]
+    fn test_fpu_from_xsave_init_components_read_as_init_values() {
+        let mut x = kvm_xsave::default();
+        fpu_into_xsave(&sample_fpu(), &mut x);
+        x.region[128] = 0;
+        let fpu = fpu_from_xsave(&x);
+        assert_eq!(
+            fpu,
+            Fpu {
+                fcw: 0x37f,
+                mxcsr: 0x1f80,
+                ..Default::default()
+            }
+        );
+        x.region[128] = 0b100;
+        assert_eq!(fpu_from_xsave(&x).mxcsr, 0x1fa0, "AVX in use keeps MXCSR");
+        assert_eq!(fpu_from_xsave(&x).xmm[1], [0; 16]);
     }
 
     #[test]

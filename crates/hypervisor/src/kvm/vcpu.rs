@@ -32,16 +32,21 @@ pub struct KvmVcpu {
     run_size: usize,
     pending: Pending,
     kick: Arc<KickState>,
+    /// The FPU is read and written through `KVM_GET_XSAVE`/`KVM_SET_XSAVE` (see
+    /// [`regs::fpu_into_xsave`] for why the legacy FPU ioctls are not enough).
+    xsave: bool,
 }
 
 impl KvmVcpu {
-    pub(super) fn new(id: u32, fd: VcpuFd, run_size: usize) -> Self {
+    /// `xsave`: the VM has `KVM_CAP_XSAVE` and its XSAVE area fits the 4096-byte `kvm_xsave`.
+    pub(super) fn new(id: u32, fd: VcpuFd, run_size: usize, xsave: bool) -> Self {
         Self {
             id,
             fd,
             run_size,
             pending: Pending::None,
             kick: Arc::default(),
+            xsave,
         }
     }
 
@@ -229,11 +234,23 @@ impl Vcpu for KvmVcpu {
     }
 
     fn get_fpu(&self) -> Result<Fpu> {
+        if self.xsave {
+            let xsave = self.fd.get_xsave().map_err(|e| Error::GetFpu(e.into()))?;
+            return Ok(regs::fpu_from_xsave(&xsave));
+        }
         let fpu = self.fd.get_fpu().map_err(|e| Error::GetFpu(e.into()))?;
         Ok(regs::fpu_from_kvm(&fpu))
     }
 
     fn set_fpu(&mut self, fpu: &Fpu) -> Result<()> {
+        if self.xsave {
+            let mut xsave = self.fd.get_xsave().map_err(|e| Error::SetFpu(e.into()))?;
+            regs::fpu_into_xsave(fpu, &mut xsave);
+            // SAFETY: `self.xsave` is only set when the VM's XSAVE area fits the 4096 bytes of
+            // `kvm_xsave` (KVM_CAP_XSAVE2 reports at most that, and this process enables no
+            // dynamic XSTATE features), so KVM reads nothing past the struct.
+            return unsafe { self.fd.set_xsave(&xsave) }.map_err(|e| Error::SetFpu(e.into()));
+        }
         self.fd
             .set_fpu(&regs::fpu_to_kvm(fpu))
             .map_err(|e| Error::SetFpu(e.into()))

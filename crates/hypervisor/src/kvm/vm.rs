@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
 use kvm_bindings::{
-    kvm_pit_config, kvm_userspace_memory_region, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY,
+    kvm_pit_config, kvm_userspace_memory_region, kvm_xsave, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY,
 };
-use kvm_ioctls::{IoEventAddress as KvmIoEventAddress, NoDatamatch, VmFd};
+use kvm_ioctls::{Cap, IoEventAddress as KvmIoEventAddress, NoDatamatch, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
 use super::{kvm_cap, KvmVcpu, TSS_ADDRESS};
@@ -112,7 +112,11 @@ impl Vm for KvmVm {
                 id,
                 source: e.into(),
             })?;
-        Ok(KvmVcpu::new(id, fd, self.fd.run_size()))
+        // KVM_CAP_XSAVE2 answers the XSAVE area's size, or 0 before Linux 5.17 (then 4096).
+        let xsave = self.fd.check_extension(Cap::Xsave)
+            && usize::try_from(self.fd.check_extension_int(Cap::Xsave2))
+                .is_ok_and(|size| size <= std::mem::size_of::<kvm_xsave>());
+        Ok(KvmVcpu::new(id, fd, self.fd.run_size(), xsave))
     }
 
     fn create_irq_chip(&self) -> Result<()> {

@@ -187,23 +187,31 @@ pub fn read_only_slot<H: Hypervisor>(hv: &H) {
 }
 
 /// Register set-up: general and segment registers set by the host are what the guest sees, and
-/// `get_regs` after the run shows the guest's changes (64-bit values kept). FPU state
-/// round-trips.
+/// `get_regs` after the run shows the guest's changes (64-bit values kept). The FPU state the
+/// host sets is what the guest's FXSAVE stores (FCW, MXCSR, XMM1), and what the guest loads (XMM2)
+/// is what the host reads back. (FXSAVE rather than single stores: KVM-PVM runs this real-mode code
+/// through KVM's instruction emulator, which has FXSAVE, when CPUID says FXSR, and MOVUPS, but not
+/// FNSTCW or STMXCSR.)
 pub fn vcpu_register_setup<H: Hypervisor>(hv: &H) {
     #[rustfmt::skip]
     let code = [
-        0xe7, 0x40,       // out 0x40, ax          ; host set rax
-        0x89, 0xd8,       // mov ax, bx
-        0xe7, 0x41,       // out 0x41, ax          ; host set rbx
-        0x8c, 0xd8,       // mov ax, ds
-        0xe7, 0x42,       // out 0x42, ax          ; host set ds selector
-        0xa1, 0x10, 0x00, // mov ax, [0x0010]      ; ds base 0x2000: reads guest 0x2010
-        0xe7, 0x43,       // out 0x43, ax
-        0xb9, 0x77, 0x77, // mov cx, 0x7777
-        0xf4,             // hlt
+        0xe7, 0x40,                   // out 0x40, ax          ; host set rax
+        0x89, 0xd8,                   // mov ax, bx
+        0xe7, 0x41,                   // out 0x41, ax          ; host set rbx
+        0x8c, 0xd8,                   // mov ax, ds
+        0xe7, 0x42,                   // out 0x42, ax          ; host set ds selector
+        0xa1, 0x10, 0x00,             // mov ax, [0x0010]      ; ds base 0x2000: reads guest 0x2010
+        0xe7, 0x43,                   // out 0x43, ax
+        0x0f, 0xae, 0x06, 0x00, 0x31, // fxsave [0x3100]       ; guest 0x5100
+        0x0f, 0x10, 0x16, 0x10, 0x30, // movups xmm2, [0x3010] ; guest 0x5010
+        0xb9, 0x77, 0x77,             // mov cx, 0x7777
+        0xf4,                         // hlt
     ];
     let mut g = Guest::real_mode(hv, &code, false);
     g.ram.write(0x2010, &[0xd4, 0xc3]);
+    g.ram.write(0x5010, b"loaded-by-guest!");
+    // The guest's CPUID says FXSR and SSE: KVM's instruction emulator checks it.
+    g.vcpu.set_cpuid(&hv.supported_cpuid().unwrap()).unwrap();
     g.vcpu
         .set_regs(&Regs {
             rax: 0x1234,
@@ -217,10 +225,12 @@ pub fn vcpu_register_setup<H: Hypervisor>(hv: &H) {
     let mut sregs = g.vcpu.get_sregs().unwrap();
     sregs.ds.selector = 0x0200;
     sregs.ds.base = 0x2000;
+    sregs.cr4 |= 1 << 9; // OSFXSR: SSE instructions allowed
     g.vcpu.set_sregs(&sregs).unwrap();
+    // Values other than the init ones, so a register the guest finds reset cannot pass.
     let mut fpu = Fpu {
-        fcw: 0x37f,
-        mxcsr: 0x1f80,
+        fcw: 0x27f,
+        mxcsr: 0x1fa0,
         ..Default::default()
     };
     fpu.xmm[1] = *b"lcow-hypervisor!";
@@ -244,9 +254,25 @@ pub fn vcpu_register_setup<H: Hypervisor>(hv: &H) {
     assert_eq!(regs.rip, CODE + code.len() as u64, "rip after hlt");
     let sregs = g.vcpu.get_sregs().unwrap();
     assert_eq!((sregs.ds.selector, sregs.ds.base), (0x0200, 0x2000));
-    // MXCSR is left out: KVM-PVM (kernel 6.18) reads it back as 0 through KVM_GET_FPU.
+    // The guest's FXSAVE image: FCW at byte 0, MXCSR at 24, XMM1 at 176.
+    let image = g.ram.read(0x5100, 512);
+    assert_eq!(
+        image[0..2],
+        fpu.fcw.to_le_bytes(),
+        "fcw as the guest saw it"
+    );
+    assert_eq!(
+        image[24..28],
+        fpu.mxcsr.to_le_bytes(),
+        "mxcsr as the guest saw it"
+    );
+    assert_eq!(image[176..192], fpu.xmm[1], "xmm1 as the guest saw it");
     let got = g.vcpu.get_fpu().unwrap();
-    assert_eq!((got.fcw, got.xmm[1]), (fpu.fcw, fpu.xmm[1]));
+    assert_eq!(
+        (got.fcw, got.mxcsr, got.xmm[1], &got.xmm[2]),
+        (fpu.fcw, fpu.mxcsr, fpu.xmm[1], b"loaded-by-guest!"),
+        "fpu state read back after the run"
+    );
 }
 
 /// Long mode: host-built page tables and GDT; the guest uses 64-bit immediates and shifts,
