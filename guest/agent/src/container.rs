@@ -224,7 +224,7 @@ impl Agent {
         let id = entry.id.as_str();
         let prepared = self.prepare_stdio(id, "", stdio)?;
         for m in mounts {
-            m.apply(&*self.sys).map_err(|e| {
+            self.guest_mounts.attach(&*self.sys, m).map_err(|e| {
                 AgentError::io(
                     format!("mount the guest mount on {}", m.target.display()),
                     e,
@@ -311,7 +311,7 @@ impl Agent {
         }
         let mounts: Vec<_> = lock(&entry.mounts).drain(..).collect();
         for target in mounts.iter().rev() {
-            if let Err(e) = self.sys.umount(target, true) {
+            if let Err(e) = self.guest_mounts.detach(&*self.sys, target) {
                 tracing::warn!(container_id = %entry.id, target = %target.display(), error = %e, "unmount failed");
             }
         }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::copy::IoHandle;
 use crate::error::AgentError;
 use crate::events::EventQueue;
+use crate::guest_mounts::SharedMounts;
 use crate::oom::OomWatcher;
 use crate::reaper::{ProcessTable, SpawnLock};
 use crate::runtime::Runtime;
@@ -144,6 +145,8 @@ pub struct Agent {
     pub spawn: Arc<SpawnLock>,
     /// OOM-kill notifications, when inotify is available.
     pub oom: Option<Arc<OomWatcher>>,
+    /// Guest mounts by target, shared by the containers that ask for the same one.
+    pub guest_mounts: SharedMounts,
     /// Names console sockets and exec files.
     seq: AtomicU64,
 }
@@ -162,6 +165,7 @@ impl Agent {
             sys,
             runtime,
             containers: Mutex::new(HashMap::new()),
+            guest_mounts: SharedMounts::default(),
             processes: Arc::default(),
             events,
             stdio: Arc::default(),
