@@ -28,7 +28,9 @@ use protobuf::well_known_types::any::Any;
 use protobuf::Message;
 
 use crate::config::CONFIG_ENV;
+use crate::mounts::{HostMounts, LinuxMounts};
 use crate::options;
+use crate::sandbox::lcow::LcowLauncher;
 use crate::service::{ContainerdPublisher, Service};
 
 /// The runtime's name in containerd.
@@ -226,10 +228,13 @@ pub fn serve(flags: &Flags) -> anyhow::Result<()> {
     let publisher = RemotePublisher::new(&ttrpc_address)
         .with_context(|| format!("cannot connect to containerd's events at {ttrpc_address}"))?;
     let exit = Arc::new(ExitSignal::default());
+    let host: Arc<dyn HostMounts> = Arc::new(LinuxMounts);
     let service = Arc::new(Service::new(
         &flags.namespace,
         Arc::new(ContainerdPublisher::new(publisher, &flags.namespace)),
         Arc::clone(&exit),
+        Arc::new(LcowLauncher::new(Arc::clone(&host))),
+        host,
     ));
     let path = socket_path(&flags.socket).to_owned();
     if let Some(dir) = Path::new(&path).parent() {

@@ -47,26 +47,7 @@ pub enum ConfigError {
     },
 }
 
-/// The protocol the VM's file share speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ShareProtocol {
-    /// virtio-fs (FUSE): the default, fewer round trips per operation.
-    #[serde(rename = "virtiofs")]
-    VirtioFs,
-    /// virtio-9p (9P2000.L).
-    #[serde(rename = "9p")]
-    P9,
-}
-
-impl ShareProtocol {
-    /// The name lcow-vmm's `--share ...,proto=` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            ShareProtocol::VirtioFs => "virtiofs",
-            ShareProtocol::P9 => "9p",
-        }
-    }
-}
+pub use lcow_protocol::share::ShareProtocol;
 
 /// The runtime configuration (every key optional).
 #[derive(Debug, Clone, Deserialize)]

@@ -29,13 +29,7 @@ pub enum ShimError {
 impl ShimError {
     /// An internal error from anything with a cause chain, prefixed by `what` failed.
     pub fn internal(what: &str, err: &(dyn std::error::Error + 'static)) -> Self {
-        let mut message = format!("{what}: {err}");
-        let mut source = err.source();
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        Self::Internal(message)
+        Self::Internal(format!("{what}: {}", chain(err)))
     }
 
     /// An error from an agent call, keeping the agent's code where it maps to ours.
@@ -69,6 +63,17 @@ impl From<ShimError> for ttrpc::Error {
         };
         ttrpc::Error::RpcStatus(ttrpc::get_status(code, e.to_string()))
     }
+}
+
+/// `err` and its causes, joined by `: `.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
 }
 
 /// The result of a task method before it crosses to ttrpc.

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use protobuf::well_known_types::timestamp::Timestamp;
 
-use crate::stdio::{HostIo, Pumps};
+use crate::stdio::HostIo;
 
 /// Where a process is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +40,6 @@ pub struct Process {
     pub pid: AtomicU32,
     phase: Mutex<Phase>,
     changed: Condvar,
-    /// The stdio pumps, once started.
-    pub pumps: Mutex<Option<Arc<Pumps>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -58,7 +56,6 @@ impl Process {
             pid: AtomicU32::new(0),
             phase: Mutex::new(Phase::Created),
             changed: Condvar::new(),
-            pumps: Mutex::new(None),
         }
     }
 
@@ -102,9 +99,19 @@ impl Process {
         }
     }
 
-    /// The pumps, if started.
-    pub fn pumps(&self) -> Option<Arc<Pumps>> {
-        lock(&self.pumps).clone()
+    /// Blocks until the process has ended or `timeout` passed; whether it ended.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let p = lock(&self.phase);
+        let (p, _) = self
+            .changed
+            .wait_timeout_while(p, timeout, |p| !matches!(p, Phase::Stopped { .. }))
+            .unwrap_or_else(PoisonError::into_inner);
+        matches!(*p, Phase::Stopped { .. })
+    }
+
+    /// Whether the process has ended.
+    pub fn stopped(&self) -> bool {
+        matches!(self.phase(), Phase::Stopped { .. })
     }
 }
 
@@ -121,9 +128,29 @@ pub struct Container {
     pub execs: Mutex<HashMap<String, Arc<Process>>>,
     /// Whether it is paused (frozen).
     pub paused: AtomicBool,
+    /// Held while an exit is recorded and published, so the init's TaskExit follows the
+    /// TaskExit of every exec that ended before it.
+    pub exits: Mutex<()>,
 }
 
 impl Container {
+    /// A container whose init process is `init`.
+    pub fn new(id: &str, bundle: PathBuf, init: Arc<Process>) -> Self {
+        Self {
+            id: id.to_owned(),
+            bundle,
+            init,
+            execs: Mutex::new(HashMap::new()),
+            paused: AtomicBool::new(false),
+            exits: Mutex::new(()),
+        }
+    }
+
+    /// Whether the container is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
     /// The process named by `exec_id` (empty: init).
     pub fn process(&self, exec_id: &str) -> Option<Arc<Process>> {
         if exec_id.is_empty() {
@@ -167,6 +194,14 @@ mod tests {
         p.set_exited(9);
         assert_eq!(waiter.join().unwrap(), 7);
         assert!(matches!(p.phase(), Phase::Stopped { status: 7, .. }));
+    }
+
+    #[test]
+    fn test_wait_timeout_reports_whether_it_ended() {
+        let p = Process::new("", HostIo::default(), Vec::new());
+        assert!(!p.wait_timeout(Duration::from_millis(10)));
+        p.set_exited(0);
+        assert!(p.wait_timeout(Duration::from_millis(10)) && p.stopped());
     }
 
     #[test]

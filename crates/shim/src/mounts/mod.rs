@@ -3,15 +3,24 @@
 //! Under `shared/<container>/` the shim mounts the rootfs containerd prepared (the `rootfs`
 //! mounts of Create: overlay, bind, ...) at `rootfs`, and each bind mount of the OCI spec at
 //! `m<N>` (read-only binds are remounted read-only on the host, so the file server itself
-//! refuses writes). The guest mounts the share at [`guest_share_dir`] and the spec's binds are
-//! rewritten to point there.
+//! refuses writes). The guest mounts the share once per VM and the spec's binds are rewritten
+//! to point below that mount ([`lcow_protocol::share::guest_share_path`]). Every mount goes
+//! through [`HostMounts`]; removing them is [`crate::cleanup`]'s.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use containerd_shim_protos::api::Mount;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use lcow_protocol::share::guest_share_path;
+use nix::mount::MsFlags;
 use serde_json::Value;
+
+mod host;
+
+#[cfg(test)]
+pub mod fake;
+
+pub use host::{parse_mountinfo, HostMounts, LinuxMounts};
 
 /// Errors of making a container's host mounts.
 #[derive(Debug, thiserror::Error)]
@@ -63,21 +72,21 @@ pub enum MountError {
     Spec(String),
 }
 
-/// Where the guest mounts the VM's share for container `id` (the agent removes it with the
-/// container).
-pub fn guest_share_dir(id: &str) -> String {
-    format!("/run/lcow/share/{id}")
-}
-
 /// The host directory of container `id` beneath the share.
 pub fn container_dir(shared: &Path, id: &str) -> PathBuf {
     shared.join(id)
 }
 
+/// The guest path of `relative` in container `id`'s directory of the share `tag`.
+pub fn guest_path(tag: &str, id: &str, relative: &str) -> String {
+    guest_share_path(tag, &format!("{id}/{relative}"))
+}
+
 /// Mounts the rootfs containerd prepared on `shared/<id>/rootfs`; with no mounts, binds the
-/// bundle's own `rootfs` directory. Returns the guest path of the rootfs.
+/// bundle's own `rootfs` directory. Returns the guest path of the rootfs in the share `tag`.
 pub fn mount_rootfs(
-    shared: &Path,
+    host: &dyn HostMounts,
+    (shared, tag): (&Path, &str),
     id: &str,
     bundle: &Path,
     mounts: &[Mount],
@@ -97,14 +106,14 @@ pub fn mount_rootfs(
         mounts
     };
     for m in mounts {
-        mount_one(m, &target).map_err(|message| MountError::Rootfs {
+        mount_one(host, m, &target).map_err(|message| MountError::Rootfs {
             kind: m.type_.clone(),
             source_path: m.source.clone(),
             target: target.clone(),
             message,
         })?;
     }
-    Ok(format!("{}/{id}/rootfs", guest_share_dir(id)))
+    Ok(guest_path(tag, id, "rootfs"))
 }
 
 /// The mount(2) flag an option sets (`true`) or clears (`false`), or `None` for fs data.
@@ -157,7 +166,7 @@ fn split_options(options: &[String]) -> (MsFlags, String) {
 const MAX_MOUNT_DATA: usize = 4095;
 
 /// Mounts one of containerd's rootfs mounts on `target` (no fork: the shim is threaded).
-fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
+fn mount_one(host: &dyn HostMounts, m: &Mount, target: &Path) -> Result<(), String> {
     let (flags, data) = split_options(&m.options);
     if data.len() > MAX_MOUNT_DATA {
         return Err(format!(
@@ -168,6 +177,7 @@ fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
     let source = Some(m.source.as_str()).filter(|s| !s.is_empty());
     if flags.contains(MsFlags::MS_BIND) {
         return bind(
+            host,
             source,
             target,
             flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
@@ -177,20 +187,27 @@ fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
     }
     let fstype = Some(m.type_.as_str()).filter(|t| !t.is_empty());
     let data = Some(data.as_str()).filter(|d| !d.is_empty());
-    mount(source, target, fstype, flags, data).map_err(|e| e.to_string())
+    host.mount(source, target, fstype, flags, data)
+        .map_err(|e| e.to_string())
 }
 
 /// A bind mount (`flags`: MS_BIND, with MS_REC for rbind) of `source` on `target`, then
 /// remounted read-only when `read_only` (a bind mount ignores MS_RDONLY on its first mount).
-fn bind(source: Option<&str>, target: &Path, flags: MsFlags, read_only: bool) -> nix::Result<()> {
-    mount(source, target, None::<&str>, flags, None::<&str>)?;
+fn bind(
+    host: &dyn HostMounts,
+    source: Option<&str>,
+    target: &Path,
+    flags: MsFlags,
+    read_only: bool,
+) -> nix::Result<()> {
+    host.mount(source, target, None, flags, None)?;
     if read_only {
-        mount(
-            None::<&str>,
+        host.mount(
+            None,
             target,
-            None::<&str>,
+            None,
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None::<&str>,
+            None,
         )?;
     }
     Ok(())
@@ -211,8 +228,14 @@ fn is_bind(m: &Value) -> bool {
 }
 
 /// Binds every bind mount's host source of `spec` under `shared/<id>/m<N>` and rewrites its
-/// source to the guest path. Drops `hooks` (host binaries cannot run in the guest).
-pub fn share_binds(shared: &Path, id: &str, spec: &mut Value) -> Result<(), MountError> {
+/// source to the guest path in the share `tag`. Drops `hooks` (host binaries cannot run in the
+/// guest).
+pub fn share_binds(
+    host: &dyn HostMounts,
+    (shared, tag): (&Path, &str),
+    id: &str,
+    spec: &mut Value,
+) -> Result<(), MountError> {
     if let Some(obj) = spec.as_object_mut() {
         if obj.remove("hooks").is_some_and(|h| !h.is_null()) {
             tracing::warn!(
@@ -264,13 +287,14 @@ pub fn share_binds(shared: &Path, id: &str, spec: &mut Value) -> Result<(), Moun
             source,
         };
         bind(
+            host,
             Some(source.as_str()),
             &target,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             read_only,
         )
         .map_err(bind_err)?;
-        m["source"] = Value::String(format!("{}/{id}/m{n}", guest_share_dir(id)));
+        m["source"] = Value::String(guest_path(tag, id, &format!("m{n}")));
     }
     Ok(())
 }
@@ -289,60 +313,12 @@ fn read_only(options: &Value) -> bool {
     split_options(&options).0.contains(MsFlags::MS_RDONLY)
 }
 
-/// The mount points beneath `dir` (itself included), deepest first.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mountinfo)
-        .map(PathBuf::from)
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    found.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
-    found.dedup();
-    found
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let code = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(char::from(code));
-            i += 4;
-        } else {
-            out.push(char::from(b[i]));
-            i += 1;
-        }
-    }
-    out
-}
-
-/// Unmounts (lazily) everything mounted beneath `dir` and removes the directory.
-pub fn unmount_all(dir: &Path) {
-    for m in mounts_under(dir) {
-        if let Err(e) = umount2(&m, MntFlags::MNT_DETACH) {
-            tracing::warn!(mount = %m.display(), error = %e, "cannot unmount");
-        }
-    }
-    if dir.exists() {
-        if let Err(e) = fs::remove_dir_all(dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove");
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
 
+    use super::fake::FakeMounts;
     use super::*;
 
     #[test]
@@ -355,7 +331,13 @@ mod tests {
                 {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
             ]
         });
-        share_binds(dir.path(), "c1", &mut spec).unwrap();
+        share_binds(
+            &FakeMounts::default(),
+            (dir.path(), "lcow"),
+            "c1",
+            &mut spec,
+        )
+        .unwrap();
         assert!(spec.get("hooks").is_none());
         assert_eq!(spec["mounts"][0]["source"], "proc");
         assert_eq!(spec["mounts"][1]["source"], "tmpfs");
@@ -367,7 +349,13 @@ mod tests {
         let mut spec = json!({"mounts": [
             {"destination": "/data", "type": "bind", "source": "/nonexistent/x", "options": ["rbind"]}
         ]});
-        let e = share_binds(dir.path(), "c1", &mut spec).unwrap_err();
+        let e = share_binds(
+            &FakeMounts::default(),
+            (dir.path(), "lcow"),
+            "c1",
+            &mut spec,
+        )
+        .unwrap_err();
         let text = e.to_string();
         assert!(
             text.contains("/data") && text.contains("/nonexistent/x"),
@@ -407,14 +395,8 @@ mod tests {
     }
 
     #[test]
-    fn test_unescape_mountinfo() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
-    }
-
-    #[test]
     fn test_guest_paths() {
-        assert_eq!(guest_share_dir("c1"), "/run/lcow/share/c1");
+        assert_eq!(guest_path("lcow", "c1", "m0"), "/run/lcow/share/lcow/c1/m0");
         assert_eq!(container_dir(Path::new("/s"), "c1"), Path::new("/s/c1"));
     }
 }

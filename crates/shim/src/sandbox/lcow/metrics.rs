@@ -5,13 +5,6 @@ use containerd_shim::protos::cgroups_v2::metrics::{
     CPUStat, IOEntry, IOStat, MemoryEvents, MemoryStat, Metrics, PidsStat,
 };
 use lcow_protocol::agent::StatsResponse;
-use protobuf::well_known_types::any::Any;
-use protobuf::Message;
-
-use crate::error::{Result, ShimError};
-
-/// The type URL containerd's typeurl registry knows the v2 metrics by.
-pub const METRICS_TYPE_URL: &str = "io.containerd.cgroups.v2.Metrics";
 
 /// Maps the agent's figures to containerd's message.
 pub fn to_metrics(s: &StatsResponse) -> Metrics {
@@ -82,18 +75,6 @@ pub fn to_metrics(s: &StatsResponse) -> Metrics {
     }
 }
 
-/// The metrics packed as containerd expects them in StatsResponse.
-pub fn to_any(s: &StatsResponse) -> Result<Any> {
-    let value = to_metrics(s)
-        .write_to_bytes()
-        .map_err(|e| ShimError::Internal(format!("cannot encode metrics: {e}")))?;
-    Ok(Any {
-        type_url: METRICS_TYPE_URL.to_owned(),
-        value,
-        ..Default::default()
-    })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -109,9 +90,7 @@ mod tests {
             ..Default::default()
         };
         s.memory_stat.insert("anon".to_owned(), 77);
-        let any = to_any(&s).unwrap();
-        assert_eq!(any.type_url, METRICS_TYPE_URL);
-        let m = Metrics::parse_from_bytes(&any.value).unwrap();
+        let m = to_metrics(&s);
         assert_eq!(m.memory.usage, 4096);
         assert_eq!(m.memory.usage_limit, 1 << 20);
         assert_eq!(m.memory.anon, 77);

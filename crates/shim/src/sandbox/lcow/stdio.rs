@@ -3,12 +3,14 @@
 //!
 //! Each stream is pumped by its own thread. Output FIFOs are closed only once the guest side
 //! has reached EOF, so containerd's copy sees all of it; the process's exit is reported after
-//! its output drained (or after [`DRAIN_AFTER_EXIT`]).
+//! its output drained. The wait gives up only when no byte has moved for [`DRAIN_IDLE`] (a
+//! daemonised child can hold the stream open for ever), never while output still flows.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -18,33 +20,19 @@ use lcow_protocol::agent::Stdio;
 use lcow_protocol::client::{Agent, ClientError};
 use lcow_protocol::stdio::StreamKind;
 
-/// How long output may keep flowing after the process ended (a daemonised child can hold the
-/// pipe open for ever).
-pub const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(5);
+use crate::stdio::HostIo;
 
-/// The FIFO paths containerd gave for a process (empty: not wanted).
-#[derive(Debug, Clone, Default)]
-pub struct HostIo {
-    /// stdin FIFO.
-    pub stdin: String,
-    /// stdout FIFO.
-    pub stdout: String,
-    /// stderr FIFO.
-    pub stderr: String,
-    /// Whether the process has a pty.
-    pub terminal: bool,
-}
+/// How long the output of an ended process may stand still before its exit is reported anyway.
+pub const DRAIN_IDLE: Duration = Duration::from_secs(5);
 
-impl HostIo {
-    /// The streams to declare to the agent.
-    pub fn declared(&self) -> Stdio {
-        Stdio {
-            stdin: !self.stdin.is_empty(),
-            stdout: !self.stdout.is_empty(),
-            stderr: !self.stderr.is_empty() && !self.terminal,
-            terminal: self.terminal,
-            ..Default::default()
-        }
+/// The streams to declare to the agent for `io`.
+pub fn declared(io: &HostIo) -> Stdio {
+    Stdio {
+        stdin: !io.stdin.is_empty(),
+        stdout: !io.stdout.is_empty(),
+        stderr: !io.stderr.is_empty() && !io.terminal,
+        terminal: io.terminal,
+        ..Default::default()
     }
 }
 
@@ -53,6 +41,8 @@ impl HostIo {
 pub struct Pumps {
     stdin: Arc<Mutex<Option<UnixStream>>>,
     drained: Mutex<Option<(mpsc::Receiver<()>, usize)>>,
+    /// Bytes the output pumps have moved so far.
+    moved: Arc<AtomicU64>,
 }
 
 impl Pumps {
@@ -64,7 +54,7 @@ impl Pumps {
         exec: &str,
         io: &HostIo,
     ) -> Result<Opened, ClientError> {
-        let d = io.declared();
+        let d = declared(io);
         let open = |kind, wanted: bool| -> Result<Option<UnixStream>, ClientError> {
             wanted
                 .then(|| agent.open_stream(id, exec, kind))
@@ -85,19 +75,31 @@ impl Pumps {
         }
     }
 
-    /// Waits until every output stream reached EOF, for at most `limit`.
-    pub fn wait_drained(&self, limit: Duration) {
+    /// Waits until every output stream reached EOF, or until no byte moved for `idle`.
+    pub fn wait_drained(&self, idle: Duration) {
         let Some((rx, mut left)) = lock(&self.drained).take() else {
             return;
         };
-        let deadline = Instant::now() + limit;
+        let mut seen = self.moved.load(Ordering::Relaxed);
+        let mut still_since = Instant::now();
         while left > 0 {
-            let now = Instant::now();
-            if now >= deadline || rx.recv_timeout(deadline - now).is_err() {
-                tracing::warn!(streams = left, "output still open after the process ended");
-                break;
+            match rx.recv_timeout(Duration::from_millis(200).min(idle)) {
+                Ok(()) => left -= 1,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let now = self.moved.load(Ordering::Relaxed);
+                    if now != seen {
+                        seen = now;
+                        still_since = Instant::now();
+                    } else if still_since.elapsed() >= idle {
+                        tracing::warn!(
+                            streams = left,
+                            "output still open but idle after the process ended"
+                        );
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
-            left -= 1;
         }
     }
 }
@@ -122,7 +124,7 @@ impl Opened {
             thread::spawn(move || {
                 // Blocks until containerd's side has the FIFO open for writing.
                 match File::open(&path) {
-                    Ok(fifo) => copy(fifo, &s),
+                    Ok(fifo) => copy(fifo, &s, &AtomicU64::new(0)),
                     Err(e) => tracing::warn!(fifo = %path, error = %e, "cannot open stdin"),
                 }
                 if let Some(s) = lock(&slot).take() {
@@ -131,17 +133,19 @@ impl Opened {
             });
         }
         let (tx, rx) = mpsc::channel();
+        let moved = Arc::new(AtomicU64::new(0));
         let mut outputs = 0;
         for (stream, path) in [(self.stdout, self.io.stdout), (self.stderr, self.io.stderr)] {
             let Some(stream) = stream else { continue };
             outputs += 1;
             let tx = tx.clone();
+            let moved = Arc::clone(&moved);
             thread::spawn(move || {
                 match OpenOptions::new().write(true).open(&path) {
-                    Ok(fifo) => copy(&stream, fifo),
+                    Ok(fifo) => copy(&stream, fifo, &moved),
                     Err(e) => {
                         tracing::warn!(fifo = %path, error = %e, "cannot open output; discarding it");
-                        copy(&stream, io::sink());
+                        copy(&stream, io::sink(), &moved);
                     }
                 }
                 let _ = tx.send(());
@@ -150,6 +154,7 @@ impl Opened {
         Pumps {
             stdin: stdin_slot,
             drained: Mutex::new(Some((rx, outputs))),
+            moved,
         }
     }
 }
@@ -158,9 +163,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Copies until EOF on `from`; when `to` fails (the reader went away) keeps draining `from`
-/// so the guest never blocks on a full stream.
-fn copy(mut from: impl Read, mut to: impl Write) {
+/// Copies until EOF on `from`, counting the bytes in `moved`; when `to` fails (the reader went
+/// away) keeps draining `from` so the guest never blocks on a full stream.
+fn copy(mut from: impl Read, mut to: impl Write, moved: &AtomicU64) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut sink_ok = true;
     loop {
@@ -170,6 +175,7 @@ fn copy(mut from: impl Read, mut to: impl Write) {
                 if sink_ok && to.write_all(&buf[..n]).is_err() {
                     sink_ok = false;
                 }
+                moved.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
@@ -180,6 +186,8 @@ fn copy(mut from: impl Read, mut to: impl Write) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -190,9 +198,9 @@ mod tests {
             stderr: "/err".into(),
             terminal: true,
         };
-        let d = io.declared();
+        let d = declared(&io);
         assert!(d.stdin && d.stdout && !d.stderr && d.terminal);
-        let none = HostIo::default().declared();
+        let none = declared(&HostIo::default());
         assert!(!none.stdin && !none.stdout && !none.stderr);
     }
 
@@ -209,8 +217,10 @@ mod tests {
         }
         let data = vec![7u8; 300_000];
         let mut src = &data[..];
-        copy(&mut src, Broken);
+        let moved = AtomicU64::new(0);
+        copy(&mut src, Broken, &moved);
         assert!(src.is_empty());
+        assert_eq!(moved.load(Ordering::Relaxed), 300_000);
     }
 
     #[test]
@@ -241,5 +251,72 @@ mod tests {
         drop(guest);
         pumps.wait_drained(Duration::from_secs(5));
         assert_eq!(reader.join().unwrap(), "hi\n");
+    }
+
+    fn fifo_reader(dir: &Path) -> (String, thread::JoinHandle<Vec<u8>>) {
+        let out = dir.join("out");
+        nix::unistd::mkfifo(&out, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let path = out.display().to_string();
+        let reader = thread::spawn(move || {
+            let mut b = Vec::new();
+            File::open(out).unwrap().read_to_end(&mut b).unwrap();
+            b
+        });
+        (path, reader)
+    }
+
+    #[test]
+    fn test_drain_waits_while_output_still_flows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, reader) = fifo_reader(dir.path());
+        let (mut guest, host) = UnixStream::pair().unwrap();
+        let pumps = Opened {
+            stdin: None,
+            stdout: Some(host),
+            stderr: None,
+            io: HostIo {
+                stdout: path,
+                ..Default::default()
+            },
+        }
+        .start();
+        // Output keeps coming for 10 x 60 ms, longer than the idle limit of 150 ms.
+        let writer = thread::spawn(move || {
+            for i in 0..10u8 {
+                guest.write_all(&[i; 1000]).unwrap();
+                thread::sleep(Duration::from_millis(60));
+            }
+        });
+        let t = Instant::now();
+        pumps.wait_drained(Duration::from_millis(150));
+        writer.join().unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(reader.join().unwrap().len(), 10_000);
+    }
+
+    #[test]
+    fn test_drain_gives_up_on_idle_open_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, reader) = fifo_reader(dir.path());
+        let (guest, host) = UnixStream::pair().unwrap();
+        let pumps = Opened {
+            stdin: None,
+            stdout: Some(host),
+            stderr: None,
+            io: HostIo {
+                stdout: path,
+                ..Default::default()
+            },
+        }
+        .start();
+        let t = Instant::now();
+        pumps.wait_drained(Duration::from_millis(200));
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        drop(guest);
+        assert!(reader.join().unwrap().is_empty());
     }
 }

@@ -1,10 +1,14 @@
 //! One micro-VM: the `lcow-vmm` process the shim spawns, its state directory, its file share
-//! and the connection to its agent (DESIGN.md §2, "shim ↔ VMM").
+//! and the connection to its agent (docs/architecture.md, "Shim and VMM").
 //!
-//! The state directory `<state_dir>/<hash>` holds the hybrid-vsock socket `v.sock`, the VMM's
-//! pid (`vmm.pid`) and log (`vmm.log`), and `shared/`, the one directory the VM's file share
-//! serves: each container's rootfs and bind mounts are mounted beneath `shared/<container>/`
-//! on the host, so containers added later need no new device.
+//! The state directory `<state_dir>/<hash>` holds the shim's marker
+//! ([`crate::cleanup::STATE_MARKER`]), the VMM's launch file (`launch.json`, a
+//! [`VmLaunch`]), the hybrid-vsock socket `v.sock`, the VMM's pid (`vmm.pid`) and log
+//! (`vmm.log`), and `shared/`, the one directory the VM's file share serves: each container's
+//! rootfs and bind mounts are mounted beneath `shared/<container>/` on the host, so containers
+//! added later need no new device. The VM's end comes from lcow-vmm's exit status
+//! ([`VmExit`]); with `console_log_dir` set it is also written as one word to
+//! `<console_log_dir>/<id>.end`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -15,10 +19,16 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::os::unix::process::ExitStatusExt;
+
 use lcow_protocol::client::{ctx, Agent, ClientError};
 use lcow_protocol::hybrid::HybridError;
+use lcow_protocol::vm::{ConsoleSpec, ShareBackend, ShareSpec, VmExit, VmLaunch};
 
+use crate::cleanup::{self, CleanupError, STATE_MARKER};
 use crate::config::Config;
+use crate::mounts::HostMounts;
+use crate::sandbox::VmEnd;
 
 /// The tag of the VM's one file share.
 pub const SHARE_TAG: &str = "lcow";
@@ -58,11 +68,20 @@ pub enum VmError {
         #[source]
         source: std::io::Error,
     },
+    /// The launch file cannot be written.
+    #[error("cannot write the vm launch file {}", path.display())]
+    Launch {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// lcow-vmm exited before the agent answered.
-    #[error("the vm exited during boot ({status}); its log ends with: {log}")]
+    #[error("the vm exited during boot ({end}); its log ends with: {log}")]
     ExitedDuringBoot {
-        /// The exit status.
-        status: String,
+        /// How it ended.
+        end: VmEnd,
         /// The tail of vmm.log.
         log: String,
     },
@@ -84,7 +103,7 @@ pub enum VmError {
 /// How the VMM ended, once it has.
 #[derive(Debug, Default)]
 struct ExitState {
-    ended: Option<String>,
+    ended: Option<VmEnd>,
 }
 
 /// A running VM with a greeted agent.
@@ -95,23 +114,12 @@ pub struct Vm {
     /// The host directory the VM's share serves.
     pub shared: PathBuf,
     /// The share's protocol.
-    pub protocol: crate::config::ShareProtocol,
+    pub protocol: lcow_protocol::share::ShareProtocol,
     /// The VMM's pid.
     pub pid: u32,
     /// The agent.
     pub agent: Agent,
     exit: Arc<(Mutex<ExitState>, Condvar)>,
-}
-
-/// `<state_dir>/<16 hex digits of FNV-1a("namespace/id")>`: short enough for socket paths,
-/// stable across shim invocations (`delete` finds it again).
-pub fn state_dir(config: &Config, namespace: &str, id: &str) -> PathBuf {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in namespace.bytes().chain([b'/']).chain(id.bytes()) {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    config.state_dir.join(format!("{hash:016x}"))
 }
 
 fn require(what: &'static str, key: &'static str, path: &Path) -> Result<(), VmError> {
@@ -144,6 +152,38 @@ pub fn log_tail(path: &Path) -> String {
 }
 
 impl Vm {
+    /// The launch file for the VM of container `id` in `state`.
+    pub fn launch(config: &Config, state: &Path, id: &str) -> VmLaunch {
+        let console = if config.console_log_dir.as_os_str().is_empty() {
+            ConsoleSpec::Off
+        } else {
+            ConsoleSpec::File(config.console_log_dir.join(format!("{id}.log")))
+        };
+        let cmdline = format!(
+            "console=ttyS0 reboot=k panic=-1 quiet {}",
+            config.kernel_params
+        );
+        VmLaunch {
+            kernel: config.kernel.clone(),
+            initramfs: Some(config.initramfs.clone()),
+            cmdline: cmdline.trim_end().to_owned(),
+            memory_mib: config.memory_mib,
+            vcpus: config.vcpus,
+            console,
+            vsock: Some(state.join("v.sock")),
+            shares: vec![ShareSpec {
+                tag: SHARE_TAG.to_owned(),
+                path: state.join("shared"),
+                read_only: false,
+                backend: ShareBackend::Passthrough,
+                protocol: config.share_protocol,
+            }],
+            log: None,
+            // The vmm's milestones (devices ready, guest started, how it ended) in vmm.log.
+            log_filter: Some(std::env::var("LCOW_VMM_LOG").unwrap_or_else(|_| "info".to_owned())),
+        }
+    }
+
     /// Boots a VM for the container `id` in `state` and waits for its agent.
     pub fn boot(config: &Config, state: &Path, id: &str) -> Result<Self, VmError> {
         require("VMM", "vmm", &config.vmm)?;
@@ -160,6 +200,20 @@ impl Vm {
                     source,
                 })?;
         }
+        let marker = state.join(STATE_MARKER);
+        fs::write(&marker, format!("{id}\n")).map_err(|source| VmError::StateDir {
+            path: marker,
+            source,
+        })?;
+        let launch = Self::launch(config, state, id);
+        let launch_path = state.join("launch.json");
+        serde_json::to_vec_pretty(&launch)
+            .map_err(std::io::Error::other)
+            .and_then(|b| fs::write(&launch_path, b))
+            .map_err(|source| VmError::Launch {
+                path: launch_path.clone(),
+                source,
+            })?;
         let socket = state.join("v.sock");
         let log_path = state.join("vmm.log");
         let log = OpenOptions::new()
@@ -172,46 +226,23 @@ impl Vm {
                 path: log_path.clone(),
                 source,
             })?;
-        let console_log = if config.console_log_dir.as_os_str().is_empty() {
-            None
-        } else {
-            let _ = fs::create_dir_all(&config.console_log_dir);
-            Some(config.console_log_dir.join(format!("{id}.log")))
+        let console_log = match &launch.console {
+            ConsoleSpec::File(path) => {
+                let _ = fs::create_dir_all(&config.console_log_dir);
+                Some(path.clone())
+            }
+            _ => None,
         };
-        let console = console_log
+        let end_record = console_log
             .as_ref()
-            .map_or_else(|| "off".to_owned(), |p| p.display().to_string());
-        let cmdline = format!(
-            "console=ttyS0 reboot=k panic=-1 quiet {}",
-            config.kernel_params
-        );
+            .map(|_| config.console_log_dir.join(format!("{id}.end")));
+        if let Some(record) = &end_record {
+            let _ = fs::remove_file(record);
+        }
         let mut cmd = Command::new(&config.vmm);
         cmd.arg("run")
-            .arg("--kernel")
-            .arg(&config.kernel)
-            .arg("--initrd")
-            .arg(&config.initramfs)
-            .arg("--memory")
-            .arg(format!("{}M", config.memory_mib))
-            .arg("--vcpus")
-            .arg(config.vcpus.to_string())
-            .arg("--console")
-            .arg(&console)
-            .arg("--cmdline")
-            .arg(cmdline.trim_end())
-            .arg("--vsock")
-            .arg(&socket)
-            .arg("--share")
-            .arg(format!(
-                "{SHARE_TAG}={},proto={}",
-                shared.display(),
-                config.share_protocol.name()
-            ))
-            // The vmm's milestones (devices ready, guest started, how it ended) in vmm.log.
-            .env(
-                "RUST_LOG",
-                std::env::var("LCOW_VMM_LOG").unwrap_or_else(|_| "info".to_owned()),
-            )
+            .arg("--launch")
+            .arg(&launch_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -223,15 +254,20 @@ impl Vm {
         let pid = child.id();
         let _ = fs::write(state.join("vmm.pid"), format!("{pid}\n"));
         let exit = Arc::new((Mutex::new(ExitState::default()), Condvar::new()));
-        watch(child, Arc::clone(&exit), log_path.clone());
+        watch(
+            child,
+            Arc::clone(&exit),
+            log_path.clone(),
+            end_record.clone(),
+        );
         tracing::info!(container_id = id, pid, state = %state.display(), "vm started");
 
         let deadline = start + Duration::from_secs(config.boot_timeout_secs);
         let host = format!("containerd-shim-lcow-v1 {}", env!("CARGO_PKG_VERSION"));
         let agent = loop {
-            if let Some(status) = lock(&exit.0).ended.clone() {
+            if let Some(end) = lock(&exit.0).ended {
                 return Err(VmError::ExitedDuringBoot {
-                    status,
+                    end,
                     log: log_tail(&log_path),
                 });
             }
@@ -240,6 +276,9 @@ impl Vm {
                 Err(ClientError::Reach(HybridError::Timeout { .. })) => {
                     if Instant::now() >= deadline {
                         kill_pid(pid);
+                        if let Some(record) = &end_record {
+                            let _ = fs::write(record, "boot-timeout\n");
+                        }
                         return Err(VmError::BootTimeout {
                             waited: start.elapsed(),
                             log: log_tail(&log_path),
@@ -274,23 +313,23 @@ impl Vm {
     }
 
     /// How the VMM ended, if it has.
-    pub fn ended(&self) -> Option<String> {
-        lock(&self.exit.0).ended.clone()
+    pub fn ended(&self) -> Option<VmEnd> {
+        lock(&self.exit.0).ended
     }
 
-    /// Blocks until the VMM has ended or `timeout` passed; whether it ended.
-    pub fn wait_ended(&self, timeout: Duration) -> bool {
+    /// Blocks until the VMM has ended or `timeout` passed; how it ended.
+    pub fn wait_ended(&self, timeout: Duration) -> Option<VmEnd> {
         let (lock_, cv) = &*self.exit;
         let guard = lock(lock_);
         let (guard, _) = cv
             .wait_timeout_while(guard, timeout, |s| s.ended.is_none())
             .unwrap_or_else(PoisonError::into_inner);
-        guard.ended.is_some()
+        guard.ended
     }
 
     /// Powers the guest off (the agent syncs first), kills the VMM if it lingers, and removes
-    /// the state directory.
-    pub fn shutdown(&self) {
+    /// the state directory (only when every mount beneath it is gone: see [`cleanup`]).
+    pub fn shutdown(&self, host: &dyn HostMounts) -> Result<(), CleanupError> {
         if self.ended().is_none() {
             if let Err(e) = self
                 .agent
@@ -299,16 +338,13 @@ impl Vm {
             {
                 tracing::warn!(error = %lcow_protocol::client::rpc_message(&e), "agent shutdown failed; killing the vm");
             }
-            if !self.wait_ended(SHUTDOWN_GRACE) {
+            if self.wait_ended(SHUTDOWN_GRACE).is_none() {
                 tracing::warn!(pid = self.pid, "the vm did not power off; killing it");
                 kill_pid(self.pid);
                 self.wait_ended(SHUTDOWN_GRACE);
             }
         }
-        crate::mounts::unmount_all(&self.shared);
-        if let Err(e) = fs::remove_dir_all(&self.state) {
-            tracing::warn!(state = %self.state.display(), error = %e, "cannot remove the vm state directory");
-        }
+        cleanup::remove_state_dir(&self.state, host)
     }
 }
 
@@ -316,15 +352,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Waits for the VMM in a thread and records how it ended.
+/// Waits for the VMM in a thread and records how it ended (and in `end_record`, when set).
 /// containerd's log gets the end of vmm.log (how the guest ended), which goes with the state dir.
-fn watch(mut child: Child, exit: Arc<(Mutex<ExitState>, Condvar)>, log_path: PathBuf) {
+fn watch(
+    mut child: Child,
+    exit: Arc<(Mutex<ExitState>, Condvar)>,
+    log_path: PathBuf,
+    end_record: Option<PathBuf>,
+) {
     thread::spawn(move || {
         let ended = match child.wait() {
-            Ok(status) => status.to_string(),
-            Err(e) => format!("cannot wait for the vmm: {e}"),
+            Ok(status) => VmEnd::Exited(VmExit::from_status(status.code(), status.signal())),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot wait for the vmm");
+                VmEnd::Unknown
+            }
         };
-        tracing::info!(status = %ended, vmm_log = %log_tail(&log_path), "vm ended");
+        tracing::info!(vm_end = %ended, vmm_log = %log_tail(&log_path), "vm ended");
+        if let Some(record) = end_record {
+            // A boot timeout wrote its own word first: keep it.
+            if !record.exists() {
+                let _ = fs::write(&record, format!("{ended}\n"));
+            }
+        }
         lock(&exit.0).ended = Some(ended);
         exit.1.notify_all();
     });
@@ -344,16 +394,6 @@ pub fn kill_pid(pid: u32) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn test_state_dir_is_short_stable_and_distinct() {
-        let c = Config::default();
-        let a = state_dir(&c, "default", "test-container-1");
-        assert_eq!(a, state_dir(&c, "default", "test-container-1"));
-        assert_ne!(a, state_dir(&c, "default", "test-container-2"));
-        assert_ne!(a, state_dir(&c, "k8s.io", "test-container-1"));
-        assert!(a.join("v.sock_1025").as_os_str().len() < 60);
-    }
 
     #[test]
     fn test_boot_names_missing_kernel() {
@@ -385,10 +425,81 @@ mod tests {
             ..Config::default()
         };
         let e = Vm::boot(&config, &dir.path().join("s"), "c1").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VmError::ExitedDuringBoot {
+                    end: VmEnd::Exited(VmExit::VmmError),
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let text = e.to_string();
         assert!(
-            text.contains("exited during boot") && text.contains("no kvm here"),
+            text.contains("(vmm-error)") && text.contains("no kvm here"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn test_boot_reset_status_is_typed_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let vmm = dir.path().join("vmm");
+        // Checks its arguments as lcow-vmm takes them, then ends as a guest reset does.
+        fs::write(
+            &vmm,
+            "#!/bin/sh\n[ \"$1 $2\" = \"run --launch\" ] && [ -s \"$3\" ] || exit 2\nexit 4\n",
+        )
+        .unwrap();
+        fs::set_permissions(&vmm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let kernel = dir.path().join("k");
+        fs::write(&kernel, "").unwrap();
+        let config = Config {
+            vmm,
+            kernel: kernel.clone(),
+            initramfs: kernel,
+            console_log_dir: dir.path().join("consoles"),
+            ..Config::default()
+        };
+        let e = Vm::boot(&config, &dir.path().join("s"), "c1").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VmError::ExitedDuringBoot {
+                    end: VmEnd::Exited(VmExit::Reset),
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let record = dir.path().join("consoles/c1.end");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !record.exists() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(fs::read_to_string(record).unwrap(), "reset\n");
+    }
+
+    #[test]
+    fn test_launch_file_carries_the_configuration() {
+        let config = Config {
+            memory_mib: 512,
+            vcpus: 2,
+            share_protocol: lcow_protocol::share::ShareProtocol::P9,
+            console_log_dir: PathBuf::from("/var/log/lcow"),
+            ..Config::default()
+        };
+        let l = Vm::launch(&config, Path::new("/run/lcow/ab"), "c1");
+        assert_eq!((l.memory_mib, l.vcpus), (512, 2));
+        assert_eq!(l.vsock.as_deref(), Some(Path::new("/run/lcow/ab/v.sock")));
+        assert_eq!(l.console, ConsoleSpec::File("/var/log/lcow/c1.log".into()));
+        assert_eq!(l.shares.len(), 1);
+        assert_eq!(l.shares[0].path, Path::new("/run/lcow/ab/shared"));
+        assert_eq!(
+            l.shares[0].protocol,
+            lcow_protocol::share::ShareProtocol::P9
+        );
+        assert!(l.cmdline.starts_with("console=ttyS0 "), "{}", l.cmdline);
     }
 }
