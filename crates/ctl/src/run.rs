@@ -50,7 +50,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub cwd: Option<String>,
     /// Mount a file share of the VM (lcow-vmm --share TAG=PATH) in the container at DEST.
-    /// Options: 9p (default) or virtiofs, the share's protocol; ro. Repeatable.
+    /// Options: virtiofs (default) or 9p, the share's protocol; ro. Repeatable.
     #[arg(long, value_name = "TAG:DEST[:OPT,...]", value_parser = share::parse)]
     pub share: Vec<share::Share>,
     /// Give the process every capability and a writable rootfs (file-system test suites that
@@ -116,11 +116,10 @@ pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
         env: args.env.clone(),
         memory: args.memory,
         cwd: args.cwd.clone(),
-        id: id.clone(),
         shares: args.share.clone(),
         privileged: args.privileged,
     })?;
-    let guest_mounts = share::guest_mounts(&id, &args.share)?;
+    let guest_mounts = share::guest_mounts(&args.share)?;
     let stdio = Stdio {
         stdin: !args.detach,
         stdout: !args.detach,

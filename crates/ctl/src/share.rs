@@ -1,26 +1,15 @@
 //! `lcow-ctl run --share`: a file share of the VM (`lcow-vmm run --share TAG=PATH`) mounted in
 //! the guest and bind-mounted into the container.
 //!
-//! `TAG:DEST[:OPT,...]` with options `9p` (the default) or `virtiofs` (the share's protocol, as
-//! given to lcow-vmm) and `ro`. The agent mounts the share at `/run/lcow/shares/<id>/<TAG>` (a
-//! guest mount that goes away with the container) and the OCI spec binds it at DEST.
+//! `TAG:DEST[:OPT,...]` with options `virtiofs` (the default) or `9p` (the share's protocol, as
+//! given to lcow-vmm) and `ro`. The agent mounts the share once per VM at
+//! `/run/lcow/share/<TAG>` (lcow_protocol::share, shared by every container that names it and
+//! unmounted with the last) and the OCI spec binds it at DEST.
 
 use anyhow::{bail, ensure};
 use lcow_protocol::agent::Mount;
+use lcow_protocol::share::{guest_mount_point, GuestMount, ShareProtocol, MAX_VIRTIOFS_TAG_LEN};
 use serde_json::{json, Value};
-
-/// The 9P message size asked for: the largest the guest's virtio transport carries (its ring
-/// holds 128 descriptors of one page, less the headers).
-const P9_MSIZE: u32 = 512_000;
-
-/// The protocol a share speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    /// virtio-9p, mounted as `9p` with `trans=virtio,version=9p2000.L`.
-    P9,
-    /// virtio-fs, mounted as `virtiofs`.
-    VirtioFs,
-}
 
 /// One `--share` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +19,7 @@ pub struct Share {
     /// Where the container sees it.
     pub dest: String,
     /// The protocol.
-    pub proto: Proto,
+    pub proto: ShareProtocol,
     /// Read-only in the container.
     pub read_only: bool,
 }
@@ -41,9 +30,12 @@ pub fn parse(text: &str) -> Result<Share, String> {
     let tag = parts.next().unwrap_or_default();
     let dest = parts.next().unwrap_or_default();
     let opts = parts.next().unwrap_or_default();
-    if tag.is_empty() || tag.len() > 36 || !tag.bytes().all(|b| b.is_ascii_graphic()) {
+    if tag.is_empty()
+        || tag.len() > MAX_VIRTIOFS_TAG_LEN
+        || !tag.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+    {
         return Err(format!(
-            "share {text:?}: the tag must be 1 to 36 printable characters"
+            "share {text:?}: the tag must be 1 to {MAX_VIRTIOFS_TAG_LEN} printable characters without '/'"
         ));
     }
     if !dest.starts_with('/') || dest.contains('\0') {
@@ -54,15 +46,15 @@ pub fn parse(text: &str) -> Result<Share, String> {
     let mut share = Share {
         tag: tag.to_owned(),
         dest: dest.to_owned(),
-        proto: Proto::P9,
+        proto: ShareProtocol::default(),
         read_only: false,
     };
     for opt in opts.split(',').filter(|o| !o.is_empty()) {
         match opt {
             "ro" => share.read_only = true,
             "rw" => share.read_only = false,
-            "9p" => share.proto = Proto::P9,
-            "virtiofs" => share.proto = Proto::VirtioFs,
+            "9p" => share.proto = ShareProtocol::P9,
+            "virtiofs" => share.proto = ShareProtocol::VirtioFs,
             other => {
                 return Err(format!(
                     "share {text:?}: unknown option {other:?} (expected ro, rw, 9p or virtiofs)"
@@ -73,47 +65,24 @@ pub fn parse(text: &str) -> Result<Share, String> {
     Ok(share)
 }
 
-fn guest_path(container: &str, share: &Share) -> String {
-    format!("/run/lcow/shares/{container}/{}", share.tag)
-}
-
 /// The guest mounts the agent makes for `shares`.
-pub fn guest_mounts(container: &str, shares: &[Share]) -> anyhow::Result<Vec<Mount>> {
+pub fn guest_mounts(shares: &[Share]) -> anyhow::Result<Vec<Mount>> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for s in shares {
         if !seen.insert(s.tag.as_str()) {
             bail!("share tag {:?} is given twice", s.tag);
         }
-        let (fstype, options) = match s.proto {
-            Proto::P9 => (
-                "9p",
-                vec![
-                    "trans=virtio".to_owned(),
-                    "version=9p2000.L".to_owned(),
-                    format!("msize={P9_MSIZE}"),
-                    // mmap support (SQLite's WAL index lives in a shared mapping).
-                    "cache=mmap".to_owned(),
-                ],
-            ),
-            Proto::VirtioFs => ("virtiofs", Vec::new()),
-        };
-        out.push(Mount {
-            source: s.tag.clone(),
-            target: guest_path(container, s),
-            fstype: fstype.to_owned(),
-            options,
-            ..Default::default()
-        });
+        out.push(GuestMount::for_share(&s.tag, s.proto, guest_mount_point(&s.tag)).to_agent());
     }
     Ok(out)
 }
 
 /// Adds the container's bind mounts of `shares` to the OCI spec.
-pub fn add_to_spec(spec: &mut Value, container: &str, shares: &[Share]) -> anyhow::Result<()> {
+pub fn add_to_spec(spec: &mut Value, shares: &[Share]) -> anyhow::Result<()> {
     let Some(mounts) = spec.get_mut("mounts") else {
         spec["mounts"] = json!([]);
-        return add_to_spec(spec, container, shares);
+        return add_to_spec(spec, shares);
     };
     let Some(mounts) = mounts.as_array_mut() else {
         bail!("the spec's mounts are not a list");
@@ -127,7 +96,7 @@ pub fn add_to_spec(spec: &mut Value, container: &str, shares: &[Share]) -> anyho
         mounts.push(json!({
             "destination": s.dest,
             "type": "bind",
-            "source": guest_path(container, s),
+            "source": guest_mount_point(&s.tag),
             "options": ["rbind", if s.read_only { "ro" } else { "rw" }],
         }));
     }
@@ -144,10 +113,10 @@ mod tests {
         let s = parse("data:/mnt").unwrap();
         assert_eq!(s.tag, "data");
         assert_eq!(s.dest, "/mnt");
-        assert_eq!(s.proto, Proto::P9);
+        assert_eq!(s.proto, ShareProtocol::VirtioFs);
         assert!(!s.read_only);
-        let s = parse("db:/var/lib/db:virtiofs,ro").unwrap();
-        assert_eq!(s.proto, Proto::VirtioFs);
+        let s = parse("db:/var/lib/db:9p,ro").unwrap();
+        assert_eq!(s.proto, ShareProtocol::P9);
         assert!(s.read_only);
     }
 
@@ -158,21 +127,25 @@ mod tests {
         assert!(parse("t").unwrap_err().contains("absolute"));
         assert!(parse("t:/m:nfs").unwrap_err().contains("unknown option"));
         assert!(parse(&format!("{}:/m", "x".repeat(37))).is_err());
+        assert!(parse("a/b:/m").is_err());
     }
 
     #[test]
     fn test_guest_mounts_and_spec_binds() {
-        let shares = vec![parse("a:/a").unwrap(), parse("b:/b:virtiofs,ro").unwrap()];
-        let m = guest_mounts("c1", &shares).unwrap();
+        let shares = vec![
+            parse("a:/a:9p").unwrap(),
+            parse("b:/b:virtiofs,ro").unwrap(),
+        ];
+        let m = guest_mounts(&shares).unwrap();
         assert_eq!(m[0].fstype, "9p");
         assert!(m[0].options.contains(&"trans=virtio".to_owned()));
         assert_eq!(m[1].fstype, "virtiofs");
         assert_eq!(m[1].source, "b");
-        assert_eq!(m[1].target, "/run/lcow/shares/c1/b");
+        assert_eq!(m[1].target, "/run/lcow/share/b");
         let mut spec = json!({"mounts": []});
-        add_to_spec(&mut spec, "c1", &shares).unwrap();
-        assert_eq!(spec["mounts"][1]["source"], json!("/run/lcow/shares/c1/b"));
+        add_to_spec(&mut spec, &shares).unwrap();
+        assert_eq!(spec["mounts"][1]["source"], json!("/run/lcow/share/b"));
         assert_eq!(spec["mounts"][1]["options"][1], json!("ro"));
-        assert!(guest_mounts("c1", &[shares[0].clone(), shares[0].clone()]).is_err());
+        assert!(guest_mounts(&[shares[0].clone(), shares[0].clone()]).is_err());
     }
 }

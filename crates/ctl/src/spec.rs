@@ -17,8 +17,6 @@ pub struct RunSpec {
     pub memory: Option<u64>,
     /// Working directory.
     pub cwd: Option<String>,
-    /// The container id (names the guest paths of its shares).
-    pub id: String,
     /// VM file shares bound into the container.
     pub shares: Vec<crate::share::Share>,
     /// Every capability and a writable rootfs (for file-system suites that chown, mknod and
@@ -104,7 +102,7 @@ pub fn build(run: &RunSpec) -> anyhow::Result<Vec<u8>> {
         });
         spec["root"]["readonly"] = json!(false);
     }
-    crate::share::add_to_spec(&mut spec, &run.id, &run.shares)?;
+    crate::share::add_to_spec(&mut spec, &run.shares)?;
     serde_json::to_vec(&spec).context("cannot serialize the OCI spec")
 }
 

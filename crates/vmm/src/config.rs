@@ -54,48 +54,8 @@ pub struct VmConfig {
     pub shares: Vec<ShareConfig>,
 }
 
-/// The longest 9P mount tag (the virtio-9p configuration space's limit we impose).
-pub const MAX_9P_TAG_LEN: usize = 255;
-/// The longest virtio-fs tag (the size of the configuration space's tag field).
-pub const MAX_VIRTIOFS_TAG_LEN: usize = 36;
-
-/// How a share is stored on the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ShareBackend {
-    /// The host's own ownership and modes (the server runs as root on a Linux host).
-    #[default]
-    Passthrough,
-    /// Ownership, modes and device numbers kept as metadata (`user.*` xattrs); unprivileged.
-    Mapped,
-}
-
-/// Which device and protocol serve a share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ShareProtocol {
-    /// virtio-9p with 9P2000.L: `mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR`.
-    #[default]
-    P9,
-    /// virtio-fs with FUSE: `mount -t virtiofs TAG DIR`.
-    VirtioFs,
-}
-
-impl ShareProtocol {
-    /// The longest tag this protocol's device takes.
-    pub fn max_tag_len(self) -> usize {
-        match self {
-            ShareProtocol::P9 => MAX_9P_TAG_LEN,
-            ShareProtocol::VirtioFs => MAX_VIRTIOFS_TAG_LEN,
-        }
-    }
-
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            ShareProtocol::P9 => "9p",
-            ShareProtocol::VirtioFs => "virtiofs",
-        }
-    }
-}
+pub use lcow_protocol::share::{ShareProtocol, MAX_9P_TAG_LEN, MAX_VIRTIOFS_TAG_LEN};
+pub use lcow_protocol::vm::ShareBackend;
 
 /// One host directory served to the guest (`--share TAG=PATH[,ro][,backend=..][,proto=..]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +181,14 @@ impl FromStr for ShareConfig {
                 _ => return Err(unknown()),
             }
         }
+        share.checked()
+    }
+}
+
+impl ShareConfig {
+    /// The share, once its tag suits its protocol and its path is a directory.
+    fn checked(self) -> Result<Self, ShareError> {
+        let share = self;
         let max = share.protocol.max_tag_len();
         if share.tag.contains('\0') {
             return Err(ShareError::TagHasNul(share.tag));
@@ -241,6 +209,29 @@ impl FromStr for ShareConfig {
             return Err(ShareError::NotADirectory { path: share.path });
         }
         Ok(share)
+    }
+}
+
+impl TryFrom<lcow_protocol::vm::ShareSpec> for ShareConfig {
+    type Error = ShareError;
+
+    /// A share of a launch file, checked as `--share` is.
+    fn try_from(s: lcow_protocol::vm::ShareSpec) -> Result<Self, Self::Error> {
+        if s.tag.is_empty() {
+            return Err(ShareError::EmptyTag(format!(
+                "{}={}",
+                s.tag,
+                s.path.display()
+            )));
+        }
+        ShareConfig {
+            tag: s.tag,
+            path: s.path,
+            read_only: s.read_only,
+            backend: s.backend,
+            protocol: s.protocol,
+        }
+        .checked()
     }
 }
 
@@ -344,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn test_share_defaults_9p_passthrough_read_write() {
+    fn test_share_defaults_virtiofs_passthrough_read_write() {
         let dir = tempfile::tempdir().unwrap();
 
         let got = share(&format!("data={}", dir.path().display())).unwrap();
@@ -356,7 +347,7 @@ mod tests {
                 path: dir.path().to_path_buf(),
                 read_only: false,
                 backend: ShareBackend::Passthrough,
-                protocol: ShareProtocol::P9,
+                protocol: ShareProtocol::VirtioFs,
             }
         );
     }

@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use lcow_hypervisor::kvm::{kvm_kind, KvmKind};
+use lcow_protocol::vm::{
+    ConsoleSpec, VmExit, VmLaunch, EXIT_GUEST_PANIC, EXIT_POWER_OFF, EXIT_RESET, EXIT_VMM_ERROR,
+};
 use lcow_vmm::config::{check_shares, ShareConfig, MAX_VCPUS};
 use lcow_vmm::{parse_size, Console, ExitReason, VmConfig};
 
@@ -22,30 +25,47 @@ const ALLOW_PVM_ENV: &str = "LCOW_ALLOW_PVM";
     long_about = "The lcow micro-VM monitor: boots a Linux guest kernel on KVM with an \
                   initramfs, a serial console, an i8042 reset line, optionally a \
                   virtio-vsock device behind a hybrid-vsock unix socket and host directories \
-                  shared over virtio-9p or virtio-fs (--share), and runs it until the guest \
-                  powers off or reboots.\n\n\
-                  Exit status: 0 when the guest powered off or rebooted (stderr says which), \
-                  1 on a VMM or guest error (stderr has the whole cause chain), 2 on a usage \
-                  error, 3 when the guest kernel panicked (seen on its serial console, which \
-                  needs console=ttyS0 on the command line; the default has it). Logs go to stderr; RUST_LOG sets the filter (default: warn)."
+                  shared over virtio-fs or virtio-9p (--share), and runs it until the guest \
+                  powers off or reboots. The VM is described by flags, or by a JSON launch \
+                  file (--launch, what containerd-shim-lcow-v1 writes).\n\n\
+                  See `lcow-vmm run --help` for the exit statuses."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// `run`'s exit statuses, the contract with whoever starts lcow-vmm (lcow_protocol::vm).
+const RUN_ABOUT: &str = "Boot a kernel and run the VM until the guest powers off or reboots.\n\n\
+    Exit status: 0 when the guest powered off, 1 on a VMM error (stderr has the whole cause \
+    chain), 2 on a usage error (flags or launch file), 3 when the guest kernel panicked (seen \
+    on its serial console, which needs console=ttyS0 on the command line; the default has \
+    it), 4 when the guest reset itself (a reboot, a triple fault, the i8042 reset line). \
+    stderr's last line says the same in words: `lcow-vmm: vm ended: \
+    power-off|reset|guest-panic`. Logs go to stderr (or the launch file's log); RUST_LOG (or \
+    its log_filter) sets the filter (default: warn).";
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Boot a kernel and run the VM until the guest powers off or reboots.
+    #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
 }
 
 #[derive(Debug, Args)]
 struct RunArgs {
+    /// The whole VM as a JSON launch file instead of the flags below: {"kernel": PATH,
+    /// "initramfs": PATH, "cmdline": STRING, "memory_mib": N, "vcpus": N, "console": "off" |
+    /// "stdout" | {"file": PATH}, "vsock": PATH, "shares": [{"tag", "path", "read_only",
+    /// "backend": "passthrough"|"mapped", "protocol": "virtiofs"|"9p"}], "log": PATH,
+    /// "log_filter": STRING}. Unknown keys are refused.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["kernel", "initrd", "shares", "vsock"])]
+    launch: Option<PathBuf>,
+
     /// Guest kernel: an uncompressed vmlinux (ELF) with a Xen PVH entry note, booted through
     /// PVH (fastest), or a bzImage, booted through the 64-bit Linux boot protocol.
-    #[arg(long, value_name = "PATH")]
-    kernel: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "launch")]
+    kernel: Option<PathBuf>,
 
     /// Initramfs (a cpio archive, optionally compressed as the kernel supports), loaded
     /// page-aligned at the top of guest RAM below 3 GiB. Default: none.
@@ -96,11 +116,10 @@ struct RunArgs {
     /// "ro" (the guest cannot change anything; "rw" is the default); "backend=passthrough"
     /// (default: the host's own owners and modes; run as root) or "backend=mapped" (owners,
     /// modes and device nodes kept in user.* xattrs; no privileges needed);
-    /// "proto=9p" (default: virtio-9p, 9P2000.L, tags up to 255 bytes; in the guest:
-    /// mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576 TAG DIR) or
-    /// "proto=virtiofs" (virtio-fs, FUSE, tags up to 36 bytes; in the guest:
-    /// mount -t virtiofs TAG DIR). PATH must be an existing directory and cannot contain a
-    /// comma; tags must be unique.
+    /// "proto=virtiofs" (default: virtio-fs, FUSE, tags up to 36 bytes; in the guest:
+    /// mount -t virtiofs TAG DIR) or "proto=9p" (virtio-9p, 9P2000.L, tags up to 255 bytes;
+    /// in the guest: mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 TAG DIR).
+    /// PATH must be an existing directory and cannot contain a comma; tags must be unique.
     #[arg(
         long = "share",
         value_name = "TAG=PATH[,ro][,backend=passthrough|mapped][,proto=9p|virtiofs]",
@@ -164,73 +183,169 @@ fn check_kvm() -> anyhow::Result<()> {
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<ExitReason> {
-    check_readable("kernel", &args.kernel)?;
-    if let Some(initrd) = &args.initrd {
+/// The VM to run and where its log goes.
+#[derive(Debug)]
+struct Plan {
+    config: VmConfig,
+    log: Option<PathBuf>,
+    log_filter: Option<String>,
+}
+
+/// The plan from a launch file; its errors are usage errors.
+fn plan_from_launch(path: &Path) -> anyhow::Result<Plan> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("cannot read the launch file {}", path.display()))?;
+    let l: VmLaunch = serde_json::from_slice(&text)
+        .with_context(|| format!("the launch file {} is invalid", path.display()))?;
+    if !(1..=MAX_VCPUS).contains(&l.vcpus) {
+        bail!(
+            "launch file: vcpus = {} is outside 1 to {MAX_VCPUS}",
+            l.vcpus
+        );
+    }
+    let memory = l
+        .memory_mib
+        .checked_mul(1 << 20)
+        .filter(|&m| m >= 32 << 20)
+        .with_context(|| format!("launch file: memory_mib = {} is below 32", l.memory_mib))?;
+    let shares = l
+        .shares
+        .into_iter()
+        .map(ShareConfig::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .context("launch file")?;
+    check_shares(&shares).context("launch file")?;
+    let console = match l.console {
+        ConsoleSpec::Off => Console::Off,
+        ConsoleSpec::Stdout => Console::Stdout,
+        ConsoleSpec::File(p) => Console::File(p),
+    };
+    Ok(Plan {
+        config: VmConfig {
+            kernel: l.kernel,
+            initrd: l.initramfs,
+            cmdline: l.cmdline,
+            memory,
+            vcpus: l.vcpus,
+            console,
+            vsock: l.vsock,
+            shares,
+        },
+        log: l.log,
+        log_filter: l.log_filter,
+    })
+}
+
+/// The plan from the flags (clap has checked them).
+fn plan_from_flags(args: RunArgs) -> anyhow::Result<Plan> {
+    check_shares(&args.shares)?;
+    Ok(Plan {
+        config: VmConfig {
+            kernel: args
+                .kernel
+                .context("--kernel is required without --launch")?,
+            initrd: args.initrd,
+            cmdline: args.cmdline,
+            memory: args.memory,
+            vcpus: args.vcpus,
+            console: args.console,
+            vsock: args.vsock,
+            shares: args.shares,
+        },
+        log: None,
+        log_filter: None,
+    })
+}
+
+fn run(config: VmConfig) -> anyhow::Result<ExitReason> {
+    check_readable("kernel", &config.kernel)?;
+    if let Some(initrd) = &config.initrd {
         check_readable("initramfs", initrd)?;
     }
     check_kvm()?;
-    let config = VmConfig {
-        kernel: args.kernel,
-        initrd: args.initrd,
-        cmdline: args.cmdline,
-        memory: args.memory,
-        vcpus: args.vcpus,
-        console: args.console,
-        vsock: args.vsock,
-        shares: args.shares,
-    };
     lcow_vmm::run(&config).context("the vm failed")
 }
 
-fn init_logging() {
+/// Logs to stderr, or to `file`; the filter from RUST_LOG, else `filter`, else warn.
+fn init_logging(file: Option<&Path>, filter: Option<&str>) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // Colours only on a terminal: a log file (the shim's vmm.log) gets plain text.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("warn")))
+        .context("the log filter is invalid")?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the log {}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .init();
+        }
+        // Colours only on a terminal: a redirected stderr (the shim's vmm.log) gets plain text.
+        None => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+    Ok(())
 }
 
-/// Parses the command line; a usage error (including two shares with one tag) exits with 2.
-fn parse_cli() -> Cli {
-    let cli = Cli::parse();
-    let Command::Run(args) = &cli.command;
-    if let Err(e) = check_shares(&args.shares) {
-        use clap::CommandFactory;
+/// The plan, or a usage error that exits with 2 (including two shares with one tag).
+fn parse_cli() -> Plan {
+    use clap::CommandFactory;
+    let Command::Run(args) = Cli::parse().command;
+    let plan = match &args.launch {
+        Some(path) => plan_from_launch(path),
+        None => plan_from_flags(args),
+    };
+    plan.unwrap_or_else(|e| {
         Cli::command()
-            .error(clap::error::ErrorKind::ValueValidation, e)
-            .exit();
-    }
-    cli
+            .error(clap::error::ErrorKind::ValueValidation, format!("{e:#}"))
+            .exit()
+    })
+}
+
+/// lcow-vmm's exit status for how the VM ended (see `run --help`).
+fn exit_status(reason: ExitReason) -> (VmExit, u8) {
+    let end = match reason {
+        ExitReason::PowerOff => VmExit::PowerOff,
+        ExitReason::Reset => VmExit::Reset,
+        ExitReason::GuestPanic => VmExit::GuestPanic,
+    };
+    let code = match reason {
+        ExitReason::PowerOff => EXIT_POWER_OFF,
+        ExitReason::Reset => EXIT_RESET,
+        ExitReason::GuestPanic => EXIT_GUEST_PANIC,
+    };
+    (end, code)
 }
 
 fn main() -> ExitCode {
-    let cli = parse_cli();
-    init_logging();
-    let Command::Run(args) = cli.command;
-    match run(args) {
+    let plan = parse_cli();
+    if let Err(e) = init_logging(plan.log.as_deref(), plan.log_filter.as_deref()) {
+        eprintln!("lcow-vmm: error: {e:#}");
+        return ExitCode::from(EXIT_VMM_ERROR);
+    }
+    match run(plan.config) {
         Ok(reason) => {
             let what = match reason {
                 ExitReason::PowerOff => "the guest powered off",
                 ExitReason::Reset => "the guest rebooted",
                 ExitReason::GuestPanic => "the guest kernel panicked",
             };
-            eprintln!("lcow-vmm: vm ended: {reason} ({what})");
-            if reason == ExitReason::GuestPanic {
-                ExitCode::from(3)
-            } else {
-                ExitCode::SUCCESS
-            }
+            let (end, code) = exit_status(reason);
+            eprintln!("lcow-vmm: vm ended: {end} ({what})");
+            ExitCode::from(code)
         }
         Err(e) => {
             eprintln!("lcow-vmm: error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_VMM_ERROR)
         }
     }
 }
@@ -256,6 +371,7 @@ mod tests {
         else {
             panic!("parse failed: {cli:?}");
         };
+        assert_eq!(args.kernel.as_deref(), Some(Path::new("k")));
         assert_eq!(args.memory, 1 << 30);
         assert_eq!(args.vcpus, 1);
         assert_eq!(args.console, Console::Stdout);
@@ -358,5 +474,109 @@ mod tests {
     fn test_check_readable_directory_rejected() {
         let err = check_readable("kernel", Path::new("/")).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn test_exit_statuses_distinct_and_in_help() {
+        let codes: Vec<u8> = [
+            ExitReason::PowerOff,
+            ExitReason::Reset,
+            ExitReason::GuestPanic,
+        ]
+        .into_iter()
+        .map(|r| exit_status(r).1)
+        .collect();
+        assert_eq!(codes, [0, 4, 3]);
+        assert_eq!(exit_status(ExitReason::Reset).0.to_string(), "reset");
+        let help = Cli::command()
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let help = help.replace('\n', " ");
+        for words in [
+            "0 when the guest powered off",
+            "1 on a VMM error",
+            "2 on a usage error",
+            "3 when the guest kernel panicked",
+            "4 when the guest reset itself",
+        ] {
+            assert!(
+                help.replace("  ", " ").contains(words),
+                "{words:?} not in: {help}"
+            );
+        }
+    }
+
+    #[test]
+    fn test_launch_file_becomes_the_vm_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let launch = dir.path().join("launch.json");
+        let l = VmLaunch {
+            kernel: "/k".into(),
+            initramfs: Some("/i".into()),
+            cmdline: "console=ttyS0".into(),
+            memory_mib: 512,
+            vcpus: 2,
+            console: ConsoleSpec::File(dir.path().join("c.log")),
+            vsock: Some(dir.path().join("v.sock")),
+            shares: vec![lcow_protocol::vm::ShareSpec {
+                tag: "lcow".into(),
+                path: dir.path().to_owned(),
+                read_only: true,
+                backend: lcow_protocol::vm::ShareBackend::Mapped,
+                protocol: lcow_protocol::share::ShareProtocol::P9,
+            }],
+            log: None,
+            log_filter: Some("info".into()),
+        };
+        std::fs::write(&launch, serde_json::to_vec(&l).unwrap()).unwrap();
+
+        let plan = plan_from_launch(&launch).unwrap();
+
+        assert_eq!(plan.config.memory, 512 << 20);
+        assert_eq!(plan.config.vcpus, 2);
+        assert_eq!(plan.config.console, Console::File(dir.path().join("c.log")));
+        assert_eq!(plan.config.shares[0].tag, "lcow");
+        assert!(plan.config.shares[0].read_only);
+        assert_eq!(plan.log_filter.as_deref(), Some("info"));
+    }
+
+    #[test]
+    fn test_launch_file_errors_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let launch = dir.path().join("launch.json");
+        for (text, words) in [
+            (r#"{"kernel":"/k","memory_mib":256,"vcpus":0}"#, "vcpus = 0"),
+            (
+                r#"{"kernel":"/k","memory_mib":8,"vcpus":1}"#,
+                "memory_mib = 8",
+            ),
+            (
+                r#"{"kernel":"/k","memory_mib":256,"vcpus":1,"x":1}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"kernel":"/k","memory_mib":256,"vcpus":1,"shares":[{"tag":"t","path":"/nonexistent/d"}]}"#,
+                "/nonexistent/d",
+            ),
+        ] {
+            std::fs::write(&launch, text).unwrap();
+            let e = format!("{:#}", plan_from_launch(&launch).unwrap_err());
+            assert!(e.contains(words), "{words:?} not in {e}");
+        }
+        let e = format!(
+            "{:#}",
+            plan_from_launch(&dir.path().join("none")).unwrap_err()
+        );
+        assert!(e.contains("cannot read the launch file"), "{e}");
+    }
+
+    #[test]
+    fn test_cli_launch_conflicts_with_kernel() {
+        let err =
+            Cli::try_parse_from(["lcow-vmm", "run", "--launch", "l", "--kernel", "k"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert!(Cli::try_parse_from(["lcow-vmm", "run", "--launch", "l"]).is_ok());
     }
 }
