@@ -404,8 +404,8 @@ mod tests {
 
         let fs36 = share(&format!("{t36}={path},proto=virtiofs"));
         let fs37 = share(&format!("{t37}={path},proto=virtiofs"));
-        let p9_37 = share(&format!("{t37}={path}"));
-        let p9_256 = share(&format!("{}={path}", "t".repeat(256)));
+        let p9_37 = share(&format!("{t37}={path},proto=9p"));
+        let p9_256 = share(&format!("{}={path},proto=9p", "t".repeat(256)));
         let nul = share(&format!("a\0b={path}"));
 
         assert!(fs36.is_ok());
