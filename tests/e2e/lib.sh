@@ -45,6 +45,28 @@ TOML
   return 1
 }
 
+# vm_ends_since FILE: the end records the shim wrote (`<console_log_dir>/<id>.end`, one line
+# "<how> <when>": power-off|reset|guest-panic|vmm-error|signal-N|boot-timeout, then boot|run)
+# newer than FILE.
+vm_ends_since() {
+  find "$E2E/consoles" -name '*.end' -newer "$1" -exec cat {} + 2>/dev/null
+}
+
+# rig_fault FILE: which of the rig's guest faults the end records newer than FILE show:
+# "hang" (an agent that never answered), "boot" (a reset or panic before it answered),
+# "midrun" (a reset or panic after), or nothing. Typed words, not the shim's log text.
+rig_fault() {
+  local how when kind=""
+  while read -r how when; do
+    case "$how $when" in
+      "boot-timeout boot") echo hang; return ;;
+      "reset boot" | "guest-panic boot") kind=boot ;;
+      "reset run" | "guest-panic run") [ -n "$kind" ] || kind=midrun ;;
+    esac
+  done < <(vm_ends_since "$1")
+  echo "$kind"
+}
+
 # e2e_leftovers: prints what a finished container may have left behind (nothing, normally).
 e2e_leftovers() {
   pgrep -a lcow-vmm

@@ -6,10 +6,11 @@
 //! guest powers off, reboots or fails. Virtio devices sit on virtio-mmio slots declared on the
 //! kernel command line ([`virtio`]): vsock, whose hybrid-vsock socket (`--vsock PATH`) is how
 //! the host reaches the guest agent, and one virtio-9p or virtio-fs device per shared host
-//! directory (`--share TAG=PATH,...`), served by `lcow_fs`. The control socket and the shim's JSON
-//! configuration come in later issues.
+//! directory (`--share TAG=PATH,...`), served by `lcow_fs`.
 //!
-//! The binary `lcow-vmm run --kernel K [--initrd I] ...` is a thin CLI over [`vmm::run`].
+//! The binary `lcow-vmm run --kernel K [--initrd I] ...` (or `run --launch FILE`, the shim's
+//! JSON [`lcow_protocol::vm::VmLaunch`]) is a thin CLI over [`vmm::run`]; its exit status is
+//! [`lcow_protocol::vm::VmExit`]'s. docs/architecture.md has the whole picture.
 
 #![deny(missing_docs)]
 
@@ -17,12 +18,14 @@ pub mod boot;
 pub mod cmdline;
 pub mod config;
 pub mod cpuid;
+pub mod error;
 pub mod layout;
 pub mod memory;
 pub mod monitor;
 pub mod mptable;
 pub mod panic_watch;
 pub mod vcpu;
+pub mod vcpu_error;
 pub mod virtio;
 pub mod vmm;
 

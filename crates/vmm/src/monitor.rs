@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use lcow_hypervisor::{MpState, VcpuKick};
 
-use crate::vcpu::VcpuError;
+use crate::vcpu_error::VcpuError;
 
 /// How often the halt monitor looks at the vCPUs.
 pub const HALT_CHECK_INTERVAL: Duration = Duration::from_millis(100);

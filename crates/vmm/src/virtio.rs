@@ -36,7 +36,7 @@ use lcow_hypervisor::{Capability, Datamatch, IoEventAddress, VmLinuxExt};
 use vm_memory::GuestMemoryMmap;
 
 use crate::config::{ShareBackend, ShareConfig, ShareProtocol, VmConfig};
-use crate::vmm::VmmError;
+use crate::error::VmmError;
 
 /// The number of virtio-fs request queues (besides the high-priority one).
 const VIRTIOFS_REQUEST_QUEUES: u32 = 1;

@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -12,163 +11,21 @@ use std::time::Instant;
 
 use lcow_devices::i8042::{I8042_BASE, I8042_PORTS, KBD_IRQ};
 use lcow_devices::serial::{Discard, COM1_IRQ, COM1_PORT, UART_PORTS};
-use lcow_devices::virtio::fs::FsError;
-use lcow_devices::virtio::mmio::MmioError;
-use lcow_devices::virtio::p9::P9Error;
-use lcow_devices::virtio::vsock::VsockError;
-use lcow_devices::virtio_mmio::{SlotAllocator, SlotError};
-use lcow_devices::{Bus, BusError, I8042Device, IrqTrigger, SerialDevice};
+use lcow_devices::virtio_mmio::SlotAllocator;
+use lcow_devices::{Bus, I8042Device, IrqTrigger, SerialDevice};
 use lcow_hypervisor::{Hypervisor, Vcpu, Vm, VmLinuxExt};
 use vm_memory::GuestMemoryMmap;
 
-use crate::boot::{self, linux, pvh, BootError, KernelEntry};
-use crate::cmdline::{build_cmdline, cmdline_bytes, CmdlineError};
+use crate::boot::{self, linux, pvh, KernelEntry};
+use crate::cmdline::{build_cmdline, cmdline_bytes};
 use crate::config::{Console, VmConfig, MAX_VCPUS};
-use crate::memory::{create_guest_memory, e820_map, low_ram_end, map_into_vm, MemoryError};
+pub use crate::error::VmmError;
+use crate::memory::{create_guest_memory, e820_map, low_ram_end, map_into_vm};
 use crate::monitor::{run_halt_monitor, ExitReason, MonitoredVcpu, VcpuShared, VmState};
-use crate::mptable::{self, MptableError};
+use crate::mptable;
 use crate::panic_watch::PanicWatch;
-use crate::vcpu::{configure_vcpu, run_vcpu, VcpuContext, VcpuError, VcpuSetup};
+use crate::vcpu::{configure_vcpu, run_vcpu, VcpuContext, VcpuSetup};
 use crate::virtio::{attach_devices, plan_slots, DeviceThreads};
-
-/// Errors of building or running a VM.
-#[derive(Debug, thiserror::Error)]
-pub enum VmmError {
-    /// The vCPU count is out of range.
-    #[error("invalid vcpu count {count}: must be between 1 and {max}")]
-    VcpuCount {
-        /// The count asked for.
-        count: u32,
-        /// The most allowed.
-        max: u32,
-    },
-    /// Opening the hypervisor failed.
-    #[error("failed to open the hypervisor")]
-    OpenHypervisor(#[source] lcow_hypervisor::kvm::Error),
-    /// Setting up guest memory failed.
-    #[error("failed to set up guest memory")]
-    SetUpMemory(#[source] MemoryError),
-    /// Creating the VM failed.
-    #[error("failed to create the vm")]
-    CreateVm(#[source] lcow_hypervisor::Error),
-    /// Creating the in-kernel irqchip or PIT failed.
-    #[error("failed to create the in-kernel interrupt controller and timer")]
-    CreateIrqChip(#[source] lcow_hypervisor::Error),
-    /// Loading the kernel or initramfs, or writing the boot structures, failed.
-    #[error("failed to prepare the guest kernel for boot")]
-    PrepareBoot(#[source] BootError),
-    /// The kernel command line is invalid.
-    #[error("failed to build the kernel command line")]
-    BuildCmdline(#[source] CmdlineError),
-    /// Writing the MP table failed.
-    #[error("failed to describe the vcpus to the guest")]
-    WriteMptable(#[source] MptableError),
-    /// The console file cannot be created.
-    #[error("cannot create the console file {}", path.display())]
-    OpenConsole {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Creating a device interrupt failed.
-    #[error("failed to create the interrupt of the {device}")]
-    CreateIrq {
-        /// The device.
-        device: &'static str,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Connecting a device interrupt to the irqchip failed.
-    #[error("failed to connect irq {irq} to the interrupt controller")]
-    RegisterIrq {
-        /// The IRQ line.
-        irq: u32,
-        /// The cause.
-        #[source]
-        source: lcow_hypervisor::Error,
-    },
-    /// Placing a device on a bus failed.
-    #[error("failed to add a device to the bus")]
-    AddDevice(#[source] BusError),
-    /// No virtio-mmio slot is left for a device.
-    #[error("failed to place a virtio device")]
-    AllocateSlot(#[source] SlotError),
-    /// Creating the vsock device (its socket, its event loop) failed.
-    #[error("failed to create the vsock device")]
-    CreateVsock(#[source] VsockError),
-    /// Opening a share's directory for its file server failed.
-    #[error("cannot serve share '{tag}'")]
-    OpenShare {
-        /// The share's tag.
-        tag: String,
-        /// The cause.
-        #[source]
-        source: lcow_fs::backend::Error,
-    },
-    /// Creating a share's virtio-9p device failed.
-    #[error("failed to create the virtio-9p device of share '{tag}'")]
-    CreateP9 {
-        /// The share's tag.
-        tag: String,
-        /// The cause.
-        #[source]
-        source: P9Error,
-    },
-    /// Creating a share's virtio-fs device failed.
-    #[error("failed to create the virtio-fs device of share '{tag}'")]
-    CreateVirtioFs {
-        /// The share's tag.
-        tag: String,
-        /// The cause.
-        #[source]
-        source: FsError,
-    },
-    /// Creating a device's virtio-mmio transport failed.
-    #[error("failed to create the virtio-mmio transport of the {device} device")]
-    CreateTransport {
-        /// The device.
-        device: &'static str,
-        /// The cause.
-        #[source]
-        source: MmioError,
-    },
-    /// Reading what the host supports failed.
-    #[error("failed to read the host's supported {what}")]
-    HostSupport {
-        /// "cpuid" or "msrs".
-        what: &'static str,
-        /// The cause.
-        #[source]
-        source: lcow_hypervisor::Error,
-    },
-    /// Creating a vCPU failed.
-    #[error("failed to create vcpu {id}")]
-    CreateVcpu {
-        /// The vCPU id.
-        id: u32,
-        /// The cause.
-        #[source]
-        source: lcow_hypervisor::Error,
-    },
-    /// Configuring a vCPU failed.
-    #[error("failed to configure a vcpu")]
-    ConfigureVcpu(#[source] VcpuError),
-    /// Starting a thread failed.
-    #[error("failed to start the {name} thread")]
-    SpawnThread {
-        /// The thread.
-        name: String,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// The VM stopped on an error.
-    #[error("the vm stopped on an error")]
-    Guest(#[source] VcpuError),
-}
 
 /// Boots `config` on KVM and runs it until it ends.
 pub fn run(config: &VmConfig) -> Result<ExitReason, VmmError> {

@@ -10,7 +10,8 @@ use lcow_protocol::agent::Mount;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Process, Spec};
 
-use crate::error::{quote, AgentError};
+use crate::error::AgentError;
+use crate::quote::quote;
 use crate::syscall::Syscall;
 
 /// The largest OCI spec, process or resources JSON accepted.

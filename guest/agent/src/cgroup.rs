@@ -67,18 +67,18 @@ pub enum CgroupError {
 pub fn cgroup_dir(root: &Path, cgroups_path: &str) -> Result<PathBuf, CgroupError> {
     let path = Path::new(cgroups_path);
     if !path.is_absolute() {
-        return Err(CgroupError::BadPath(crate::error::quote(cgroups_path)));
+        return Err(CgroupError::BadPath(crate::quote::quote(cgroups_path)));
     }
     let mut dir = root.to_path_buf();
     for c in path.components() {
         match c {
             Component::RootDir => {}
             Component::Normal(part) => dir.push(part),
-            _ => return Err(CgroupError::BadPath(crate::error::quote(cgroups_path))),
+            _ => return Err(CgroupError::BadPath(crate::quote::quote(cgroups_path))),
         }
     }
     if dir == root {
-        return Err(CgroupError::BadPath(crate::error::quote(cgroups_path)));
+        return Err(CgroupError::BadPath(crate::quote::quote(cgroups_path)));
     }
     Ok(dir)
 }
@@ -280,7 +280,7 @@ pub fn resource_writes(r: &LinuxResources) -> Result<Vec<(String, String)>, Cgro
         keys.sort();
         for k in keys {
             if !is_cgroup_file_name(k) {
-                return Err(CgroupError::BadPath(crate::error::quote(k)));
+                return Err(CgroupError::BadPath(crate::quote::quote(k)));
             }
             w.push((k.clone(), unified[k].clone()));
         }

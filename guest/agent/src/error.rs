@@ -9,10 +9,8 @@ use std::io;
 use ttrpc::Code;
 
 use crate::cgroup::CgroupError;
+use crate::quote::quote;
 use crate::runtime::RuntimeError;
-
-/// The longest piece of an untrusted string quoted back in an error message.
-const MAX_QUOTED: usize = 64;
 
 /// Why an RPC failed.
 #[derive(Debug, thiserror::Error)]
@@ -158,17 +156,6 @@ impl AgentError {
     /// The ttrpc error returned to the host.
     pub fn into_ttrpc(self) -> ttrpc::Error {
         ttrpc::Error::RpcStatus(ttrpc::get_status(self.code(), self.message()))
-    }
-}
-
-/// At most [`MAX_QUOTED`] characters of an untrusted string, marked when cut.
-pub fn quote(s: &str) -> String {
-    if s.chars().count() <= MAX_QUOTED {
-        s.to_owned()
-    } else {
-        let mut cut: String = s.chars().take(MAX_QUOTED).collect();
-        cut.push('…');
-        cut
     }
 }
 

@@ -20,6 +20,7 @@ mod exec;
 mod guest_mounts;
 mod init;
 mod oom;
+mod quote;
 mod reaper;
 mod runtime;
 mod service;

@@ -51,7 +51,7 @@ impl Service {
                 agent: PROTOCOL_VERSION,
             });
         }
-        tracing::info!(host = ?crate::error::quote(&req.host), "host said hello");
+        tracing::info!(host = ?crate::quote::quote(&req.host), "host said hello");
         Ok(HelloResponse {
             protocol_version: PROTOCOL_VERSION,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -61,7 +61,7 @@ pub enum ListenAddr {
 impl ListenAddr {
     /// Parses `vsock://CID:PORT` (CID may be `-1`) or `unix://PATH`.
     pub fn parse(addr: &str) -> Result<Self, StdioError> {
-        let bad = || StdioError::BadAddress(crate::error::quote(addr));
+        let bad = || StdioError::BadAddress(crate::quote::quote(addr));
         if let Some(rest) = addr.strip_prefix("vsock://") {
             let (cid, port) = rest.split_once(':').ok_or_else(bad)?;
             let cid = if cid == "-1" {

@@ -11,7 +11,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::worker::RequestWorker;
+use super::worker::{Dispatch, RequestWorker};
 use super::{gather, scatter, PoolConfig, Protocol, RequestChain, Route};
 use crate::virtio::{ActivateError, Interrupt, VIRTIO_RING_F_EVENT_IDX};
 
@@ -87,18 +87,6 @@ pub(super) struct Shared<P> {
     jobs: Mutex<Jobs>,
     work: Condvar,
     urgent_work: Condvar,
-}
-
-/// What [`RequestWorker`] needs of a [`Shared`], whatever its protocol.
-pub(super) trait Dispatch: Send + Sync + std::fmt::Debug {
-    /// The device's name.
-    fn name(&self) -> &'static str;
-    /// Pops, parses and dispatches every available chain of `queue`.
-    fn process_queue(&self, queue: usize);
-    /// Starts the pool's permanent threads.
-    fn start_pool(self: Arc<Self>) -> io::Result<()>;
-    /// Tells every pool thread to end.
-    fn stop(&self);
 }
 
 impl<P: Protocol> Shared<P> {

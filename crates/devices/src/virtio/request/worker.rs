@@ -10,10 +10,20 @@ use std::time::Duration;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::engine::Dispatch;
-
 const TOKEN_STOP: u64 = 0;
 const TOKEN_KICK: u64 = 1;
+/// What [`RequestWorker`] needs of the engine's shared state, whatever its protocol.
+pub(super) trait Dispatch: Send + Sync + std::fmt::Debug {
+    /// The device's name.
+    fn name(&self) -> &'static str;
+    /// Pops, parses and dispatches every available chain of `queue`.
+    fn process_queue(&self, queue: usize);
+    /// Starts the pool's permanent threads.
+    fn start_pool(self: Arc<Self>) -> io::Result<()>;
+    /// Tells every pool thread to end.
+    fn stop(&self);
+}
+
 /// Token of queue 0's eventfd; queue `i` has `TOKEN_QUEUE + i`.
 const TOKEN_QUEUE: u64 = 2;
 

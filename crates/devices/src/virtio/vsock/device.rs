@@ -1,159 +1,25 @@
-//! [`Vsock`]: the virtio device (type 19, queues rx / tx / event, config = the guest's CID),
-//! and the backend it shares with its [`VsockWorker`] thread: the muxer and, while the driver
-//! has the device live, the queues.
+//! [`Vsock`]: the virtio device (type 19, queues rx / tx / event, config = the guest's CID).
 //!
-//! The transport calls [`Vsock`] from a vCPU thread; the worker does all queue and socket work.
-//! They share the backend behind one mutex, so [`VirtioDevice::reset`] waits for the worker to
-//! finish its current pass and guest memory is never touched after a reset returns.
+//! The transport calls [`Vsock`] from a vCPU thread; the [`VsockWorker`] does all queue and
+//! socket work. They share the [`Backend`] behind one mutex, so [`VirtioDevice::reset`] waits
+//! for the worker to finish its current pass and guest memory is never touched after a reset
+//! returns.
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
-use virtio_vsock::packet::VsockPacket;
+use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+use super::backend::{lock, Active, Backend, EVQ, RXQ, TXQ};
 use super::muxer::{Muxer, TOKEN_LISTENER};
-use super::packet::{Header, HEADER_SIZE};
 use super::socket::HostListener;
 use super::worker::{VsockWorker, TOKEN_EVQ, TOKEN_KICK, TOKEN_RXQ, TOKEN_STOP, TOKEN_TXQ};
-use super::{Limits, VsockError, MAX_PKT_DATA, QUEUE_SIZE, VIRTIO_ID_VSOCK};
+use super::{Limits, VsockError, QUEUE_SIZE, VIRTIO_ID_VSOCK};
 use crate::virtio::{ActivateError, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
-
-const RXQ: usize = 0;
-const TXQ: usize = 1;
-const EVQ: usize = 2;
-
-/// The queues of a live device.
-#[derive(Debug)]
-struct Active {
-    mem: GuestMemoryMmap,
-    rx: Queue,
-    tx: Queue,
-    /// Transport events (live migration) are never sent; the queue is only held.
-    _event: Queue,
-    interrupt: Arc<Interrupt>,
-}
-
-impl Active {
-    fn used(queue: &mut Queue, mem: &GuestMemoryMmap, head: u16, len: u32) {
-        if let Err(e) = queue.add_used(mem, head, len) {
-            tracing::debug!(head, error = %e, "cannot return a vsock buffer");
-        }
-    }
-
-    fn notify(queue: &mut Queue, mem: &GuestMemoryMmap, interrupt: &Interrupt) {
-        if queue.needs_notification(mem).unwrap_or(true) {
-            if let Err(e) = interrupt.signal_used_queue() {
-                tracing::debug!(error = %e, "cannot raise the vsock interrupt");
-            }
-        }
-    }
-}
-
-/// What the device and its worker share.
-#[derive(Debug)]
-pub(super) struct Backend {
-    pub(super) muxer: Muxer,
-    active: Option<Active>,
-    tx_paused: bool,
-}
-
-impl Backend {
-    /// Handles what the guest queued and delivers what it is owed, until neither can progress.
-    pub(super) fn process_queues(&mut self, now: Instant) {
-        loop {
-            self.process_tx(now);
-            self.process_rx(now);
-            if !self.tx_paused || self.muxer.tx_should_pause() {
-                break;
-            }
-        }
-    }
-
-    fn process_tx(&mut self, now: Instant) {
-        self.tx_paused = false;
-        let Some(active) = self.active.as_mut() else {
-            return;
-        };
-        let mut used = false;
-        loop {
-            if self.muxer.tx_should_pause() {
-                self.tx_paused = true;
-                break;
-            }
-            let Some(mut chain) = active.tx.pop_descriptor_chain(&active.mem) else {
-                break;
-            };
-            let head = chain.head_index();
-            match VsockPacket::from_tx_virtq_chain(&active.mem, &mut chain, MAX_PKT_DATA) {
-                Ok(pkt) => self
-                    .muxer
-                    .send_pkt(&Header::of(&pkt), pkt.data_slice(), now),
-                Err(e) => tracing::debug!(head, error = %e, "malformed vsock tx packet dropped"),
-            }
-            Active::used(&mut active.tx, &active.mem, head, 0);
-            used = true;
-        }
-        if used {
-            Active::notify(&mut active.tx, &active.mem, &active.interrupt);
-        }
-    }
-
-    fn process_rx(&mut self, now: Instant) {
-        let Some(active) = self.active.as_mut() else {
-            return;
-        };
-        let mut used = false;
-        while self.muxer.has_pending_rx() {
-            let Some(mut chain) = active.rx.pop_descriptor_chain(&active.mem) else {
-                break;
-            };
-            let head = chain.head_index();
-            let mut pkt =
-                match VsockPacket::from_rx_virtq_chain(&active.mem, &mut chain, MAX_PKT_DATA) {
-                    Ok(pkt) => pkt,
-                    Err(e) => {
-                        tracing::debug!(head, error = %e, "malformed vsock rx buffer returned");
-                        Active::used(&mut active.rx, &active.mem, head, 0);
-                        used = true;
-                        continue;
-                    }
-                };
-            let Some(hdr) = self.muxer.recv_pkt(pkt.data_slice(), now) else {
-                // Nothing after all: give the buffer back to the ring for next time.
-                active.rx.go_to_previous_position();
-                break;
-            };
-            let len = match pkt.set_header_from_raw(&hdr.to_bytes()) {
-                Ok(()) => HEADER_SIZE as u32 + hdr.len,
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot write a vsock rx header");
-                    0
-                }
-            };
-            Active::used(&mut active.rx, &active.mem, head, len);
-            used = true;
-        }
-        if used {
-            Active::notify(&mut active.rx, &active.mem, &active.interrupt);
-        }
-    }
-
-    fn reset(&mut self) {
-        self.active = None;
-        self.tx_paused = false;
-        self.muxer.reset();
-    }
-}
-
-pub(super) fn lock(backend: &Mutex<Backend>) -> MutexGuard<'_, Backend> {
-    backend.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The virtio-vsock device (see the module documentation).
 #[derive(Debug)]
@@ -201,11 +67,12 @@ impl Vsock {
             clone(&queue_events[EVQ])?,
             clone(&kick)?,
         ];
-        let backend = Arc::new(Mutex::new(Backend {
-            muxer: Muxer::new(guest_cid, limits, host, epoll.clone()),
-            active: None,
-            tx_paused: false,
-        }));
+        let backend = Arc::new(Mutex::new(Backend::new(Muxer::new(
+            guest_cid,
+            limits,
+            host,
+            epoll.clone(),
+        ))));
         let worker = VsockWorker::new(backend.clone(), epoll, worker_events, stop);
         tracing::debug!(guest_cid, path = %path.display(), "vsock device created");
         Ok((
@@ -282,7 +149,7 @@ impl VirtioDevice for Vsock {
         let [rx, tx, event]: [Queue; 3] = queues
             .try_into()
             .map_err(|_| ActivateError::QueueCount { expected: 3, got })?;
-        lock(&self.backend).active = Some(Active {
+        lock(&self.backend).activate(Active {
             mem,
             rx,
             tx,

@@ -23,6 +23,7 @@
 //! dropped or answered with `RST` and logged at `debug`; nothing the guest does can panic the
 //! VMM or make it buffer without bound.
 
+mod backend;
 mod connection;
 mod device;
 mod muxer;

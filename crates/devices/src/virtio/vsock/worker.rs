@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use vmm_sys_util::epoll::{Epoll, EpollEvent};
 use vmm_sys_util::eventfd::EventFd;
 
-use super::device::{lock, Backend};
+use super::backend::{lock, Backend};
 use super::muxer::TOKEN_LISTENER;
 
 /// Token of the stop eventfd.

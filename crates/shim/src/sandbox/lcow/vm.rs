@@ -7,14 +7,17 @@
 //! (`vmm.log`), and `shared/`, the one directory the VM's file share serves: each container's
 //! rootfs and bind mounts are mounted beneath `shared/<container>/` on the host, so containers
 //! added later need no new device. The VM's end comes from lcow-vmm's exit status
-//! ([`VmExit`]); with `console_log_dir` set it is also written as one word to
-//! `<console_log_dir>/<id>.end`.
+//! ([`VmExit`]); with `console_log_dir` set it is also written to `<console_log_dir>/<id>.end`
+//! as one line of two words: how it ended (`power-off`, `reset`, `guest-panic`, `vmm-error`,
+//! `signal-N`, or `boot-timeout` when the agent never answered) and when (`boot` before the
+//! agent answered, `run` after). Tests read that line instead of the shim's log.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -254,11 +257,12 @@ impl Vm {
         let pid = child.id();
         let _ = fs::write(state.join("vmm.pid"), format!("{pid}\n"));
         let exit = Arc::new((Mutex::new(ExitState::default()), Condvar::new()));
+        let ready = Arc::new(AtomicBool::new(false));
         watch(
             child,
             Arc::clone(&exit),
             log_path.clone(),
-            end_record.clone(),
+            end_record.clone().map(|r| (r, Arc::clone(&ready))),
         );
         tracing::info!(container_id = id, pid, state = %state.display(), "vm started");
 
@@ -277,7 +281,7 @@ impl Vm {
                     if Instant::now() >= deadline {
                         kill_pid(pid);
                         if let Some(record) = &end_record {
-                            let _ = fs::write(record, "boot-timeout\n");
+                            let _ = fs::write(record, "boot-timeout boot\n");
                         }
                         return Err(VmError::BootTimeout {
                             waited: start.elapsed(),
@@ -295,6 +299,7 @@ impl Vm {
                 }
             }
         };
+        ready.store(true, Ordering::Relaxed);
         tracing::info!(
             container_id = id,
             ready_ms = start.elapsed().as_millis() as u64,
@@ -352,13 +357,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Waits for the VMM in a thread and records how it ended (and in `end_record`, when set).
-/// containerd's log gets the end of vmm.log (how the guest ended), which goes with the state dir.
+/// Waits for the VMM in a thread and records how it ended (and in `end_record`, when set, with
+/// whether the agent had answered by then). containerd's log gets the end of vmm.log (how the
+/// guest ended), which goes with the state dir.
 fn watch(
     mut child: Child,
     exit: Arc<(Mutex<ExitState>, Condvar)>,
     log_path: PathBuf,
-    end_record: Option<PathBuf>,
+    end_record: Option<(PathBuf, Arc<AtomicBool>)>,
 ) {
     thread::spawn(move || {
         let ended = match child.wait() {
@@ -369,10 +375,15 @@ fn watch(
             }
         };
         tracing::info!(vm_end = %ended, vmm_log = %log_tail(&log_path), "vm ended");
-        if let Some(record) = end_record {
-            // A boot timeout wrote its own word first: keep it.
+        if let Some((record, ready)) = end_record {
+            // A boot timeout wrote its own line first: keep it.
             if !record.exists() {
-                let _ = fs::write(&record, format!("{ended}\n"));
+                let phase = if ready.load(Ordering::Relaxed) {
+                    "run"
+                } else {
+                    "boot"
+                };
+                let _ = fs::write(&record, format!("{ended} {phase}\n"));
             }
         }
         lock(&exit.0).ended = Some(ended);
@@ -478,7 +489,7 @@ mod tests {
         while !record.exists() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(fs::read_to_string(record).unwrap(), "reset\n");
+        assert_eq!(fs::read_to_string(record).unwrap(), "reset boot\n");
     }
 
     #[test]

@@ -289,8 +289,8 @@ pub(super) fn pkt(op: u16, local_port: u32, peer_port: u32) -> Header {
 
 pub(super) fn device_backend(
     dev: &Vsock,
-) -> std::sync::MutexGuard<'_, crate::virtio::vsock::device::Backend> {
-    crate::virtio::vsock::device::lock(dev.backend())
+) -> std::sync::MutexGuard<'_, crate::virtio::vsock::backend::Backend> {
+    crate::virtio::vsock::backend::lock(dev.backend())
 }
 
 pub(super) fn read_line(stream: &mut UnixStream) -> String {
