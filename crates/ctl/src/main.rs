@@ -1,4 +1,4 @@
-//! `lcow-ctl`: a small host tool for operators and tests (DESIGN.md §2, "shim ↔ agent").
+//! `lcow-ctl`: a small host tool for operators and tests (docs/architecture.md, "shim ↔ agent").
 //!
 //! It reaches the guest agent of a running `lcow-vmm` through the VM's hybrid-vsock socket
 //! (`lcow-vmm run --vsock PATH`), the way the shim does, and offers the agent's operations on

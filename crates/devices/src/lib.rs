@@ -1,4 +1,4 @@
-//! The devices of `lcow-vmm` (DESIGN.md §3, `crates/devices`): what the guest kernel talks to
+//! The devices of `lcow-vmm` (docs/architecture.md, `crates/devices`): what the guest kernel talks to
 //! besides RAM. The VMM's vCPU threads hand every port I/O and MMIO exit to a [`bus::Bus`], which
 //! finds the device that owns the address and calls it with the offset inside its range. This
 //! crate holds the legacy PC devices our guest kernel uses — the 8250 UART behind the serial

@@ -1,6 +1,6 @@
 //! Where virtio-mmio devices live and how the guest learns about them.
 //!
-//! There is no ACPI and no PCI scan (DESIGN.md §4): each virtio device gets a 4 KiB *slot* of
+//! There is no ACPI and no PCI scan (docs/architecture.md): each virtio device gets a 4 KiB *slot* of
 //! guest physical address space in the MMIO gap below 4 GiB and its own IRQ line, and the VMM
 //! declares it on the kernel command line as `virtio_mmio.device=4K@0xADDR:IRQ` (the kernel's
 //! `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES`). [`SlotAllocator`] hands out slots in order from a

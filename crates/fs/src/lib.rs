@@ -1,6 +1,6 @@
-//! The lcow file server (DESIGN.md §3 `crates/fs`, §4 "File server semantics"): how the guest
-//! sees the host's files. Two transport-free protocol servers — 9P2000.L ([`p9`]) and, later,
-//! FUSE as virtio-fs speaks it — run over one [`backend::Backend`] trait, whose
+//! The lcow file server (docs/architecture.md, "Crates": `crates/fs`): how the guest
+//! sees the host's files. Two transport-free protocol servers — 9P2000.L ([`p9`]) and FUSE as
+//! virtio-fs speaks it ([`fuse`]) — run over one [`backend::Backend`] trait, whose
 //! implementations resolve every path beneath the share root from file descriptors, so no
 //! request from the guest reaches outside its share. Every byte of a request is hostile: the
 //! decoders bound every length and count, and nothing a guest sends can cause a panic.

@@ -1,4 +1,4 @@
-//! The hypervisor layer of `lcow-vmm` (DESIGN.md §2–§3: the "KVM / WHP" arrow between the VMM
+//! The hypervisor layer of `lcow-vmm` (docs/architecture.md: the "KVM / WHP" arrow between the VMM
 //! process and the guest kernel). It defines the traits [`Hypervisor`], [`Vm`] and [`Vcpu`] in the
 //! crosvm shape — `Vcpu::run()` returns a [`VcpuExit`], and port I/O or MMIO exits are completed
 //! through a callback ([`Vcpu::handle_io`], [`Vcpu::handle_mmio`]) — so the same VMM code drives
@@ -9,7 +9,7 @@
 //!
 //! - [`kvm`] (`cfg(target_os = "linux")`, x86_64 for now): KVM through `kvm-ioctls`. Linux-only
 //!   fast paths (irqfd, ioeventfd) are in the [`VmLinuxExt`] extension trait, and
-//!   [`kvm::kvm_kind`] tells a hardware KVM from KVM-PVM (see DESIGN.md §5, "The KVM test rig").
+//!   [`kvm::kvm_kind`] tells a hardware KVM from KVM-PVM (see docs/architecture.md, "Test tiers").
 //! - `whp` (`cfg(windows)`, not written yet): the seam is ready. Add `src/whp/` with a
 //!   `WhpHypervisor`/`WhpVm`/`WhpVcpu` implementing the three traits (port I/O and MMIO exits go
 //!   through the WHP instruction emulator inside `handle_io`/`handle_mmio`, exactly as the callback

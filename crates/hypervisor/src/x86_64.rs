@@ -5,7 +5,7 @@ use tracing::debug;
 use crate::{Error, Result, Vcpu};
 
 /// `IA32_ARCH_CAPABILITIES`: listed by KVM-PVM yet refused for any non-zero value, and it aborts
-/// QEMU on such hosts (DESIGN.md §4). Never set it without [`set_supported_msrs`].
+/// QEMU on such hosts (docs/architecture.md). Never set it without [`set_supported_msrs`].
 pub const MSR_IA32_ARCH_CAPABILITIES: u32 = 0x10a;
 
 /// The general purpose registers, instruction pointer and flags.

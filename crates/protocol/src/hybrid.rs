@@ -1,4 +1,4 @@
-//! The host side of hybrid vsock (DESIGN.md §2): the VMM listens on a unix socket; the host
+//! The host side of hybrid vsock (docs/architecture.md): the VMM listens on a unix socket; the host
 //! connects, writes `CONNECT <port>\n` and reads `OK <host-port>\n`; from then on the unix
 //! stream is a vsock connection to `<port>` in the guest. If nothing listens on that guest
 //! port the VMM closes the stream instead of answering.

@@ -1,4 +1,4 @@
-//! The host ↔ agent protocol (DESIGN.md §2, "shim ↔ agent").
+//! The host ↔ agent protocol (docs/architecture.md, "shim ↔ agent").
 //!
 //! The host (containerd-shim-lcow-v1, `lcow-ctl`) reaches the guest agent through the VMM's
 //! hybrid-vsock socket: [`hybrid::connect`] performs the `CONNECT <port>` handshake and yields

@@ -1,4 +1,4 @@
-//! containerd-shim-lcow-v1, the containerd runtime `io.containerd.lcow.v1` (DESIGN.md §2):
+//! containerd-shim-lcow-v1, the containerd runtime `io.containerd.lcow.v1` (docs/architecture.md):
 //! containerd talks to this shim over ttrpc (task API v2 and v3); the shim boots one lcow-vmm
 //! micro-VM per container (or per CRI pod), shares the container's rootfs and bind mounts
 //! with it through the VM's file share, and drives the guest agent over hybrid vsock.

@@ -69,10 +69,17 @@ impl Process {
         lock(&self.phase).clone()
     }
 
-    /// Moves to `phase` and wakes waiters.
-    pub fn set_phase(&self, phase: Phase) {
-        *lock(&self.phase) = phase;
+    /// Moves from Created to Running; false (and no change) when it is no longer Created (an
+    /// init that ended before its Start was recorded stays Stopped).
+    pub fn set_running(&self) -> bool {
+        let mut p = lock(&self.phase);
+        if *p != Phase::Created {
+            return false;
+        }
+        *p = Phase::Running;
+        drop(p);
         self.changed.notify_all();
+        true
     }
 
     /// Marks the process ended (once; a later call keeps the first status).
@@ -194,6 +201,17 @@ mod tests {
         p.set_exited(9);
         assert_eq!(waiter.join().unwrap(), 7);
         assert!(matches!(p.phase(), Phase::Stopped { status: 7, .. }));
+    }
+
+    #[test]
+    fn test_set_running_only_from_created() {
+        let p = Process::new("", HostIo::default(), Vec::new());
+        assert!(p.set_running());
+        assert!(!p.set_running());
+        let q = Process::new("", HostIo::default(), Vec::new());
+        q.set_exited(0);
+        assert!(!q.set_running(), "an end recorded first is kept");
+        assert!(q.stopped());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `lcow-vmm`, the virtual machine monitor (DESIGN.md §2–§3: the `lcow-vmm` box, one process
+//! `lcow-vmm`, the virtual machine monitor (docs/architecture.md: the `lcow-vmm` box, one process
 //! per VM, between the shim above and KVM below). It lays out guest memory, boots our guest
 //! kernel — the uncompressed `vmlinux` through its PVH entry, or a bzImage through the 64-bit
 //! Linux boot protocol — with an initramfs, runs one thread per vCPU on the

@@ -30,7 +30,7 @@ pub struct VcpuSetup {
 }
 
 /// The MSRs every vCPU starts with (IA32_ARCH_CAPABILITIES is deliberately absent: hosts
-/// refuse it, DESIGN.md §4).
+/// refuse it, docs/architecture.md).
 pub fn boot_msrs() -> Vec<MsrEntry> {
     let msr = |index, data| MsrEntry { index, data };
     vec![

@@ -10,11 +10,11 @@
 //! - **vsock**: virtio-vsock with its hybrid-vsock socket, one thread (`vsock`). The socket file
 //!   is removed when the device is dropped at the VM's end.
 //! - **shares**: each share is a file server over the chosen backend (`lcow_fs`'s
-//!   `Passthrough`, the default, or `Mapped`) behind its own device: virtio-9p (`proto=9p`, the
-//!   default; `lcow_fs::p9::server::Server`; the guest mounts it with
-//!   `mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576 TAG DIR`) or virtio-fs
-//!   (`proto=virtiofs`, one request queue; `lcow_fs::fuse::server::Server`; `mount -t virtiofs
-//!   TAG DIR`). Each has a queue thread (`9p` / `virtio-fs`) feeding a worker pool
+//!   `Passthrough`, the default, or `Mapped`) behind its own device: virtio-fs
+//!   (`proto=virtiofs`, the default, one request queue; `lcow_fs::fuse::server::Server`;
+//!   `mount -t virtiofs TAG DIR`) or virtio-9p (`proto=9p`; `lcow_fs::p9::server::Server`; the
+//!   guest mounts it as `lcow_protocol::share::GuestMount` says:
+//!   `mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=mmap TAG DIR`). Each has a queue thread (`9p` / `virtio-fs`) feeding a worker pool
 //!   (`lcow_devices::virtio::request::PoolConfig::default`: 4 workers, growing to 16 while
 //!   requests block in lock waits, plus one urgent thread for Tflush and FORGET). Stopping a
 //!   share stops its queue thread; pool threads end after their current request.

@@ -1,4 +1,4 @@
-//! Boots a real guest (DESIGN.md §5, tier 4) when this host's KVM can: `kvm_kind()` must say
+//! Boots a real guest (docs/architecture.md, tier 4) when this host's KVM can: `kvm_kind()` must say
 //! hardware virtualization, and `$LCOW_TEST_KERNEL` and `$LCOW_TEST_INITRD` must name the guest
 //! kernel and an initramfs whose /init prints `$LCOW_TEST_MARKER` (default `LCOW-SMOKE-OK`,
 //! followed by `cpus=N` for the smoke initramfs of `tests/rig/mk-smoke-initramfs`) and then

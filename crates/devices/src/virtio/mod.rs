@@ -1,4 +1,4 @@
-//! Virtio devices and their transport (DESIGN.md §4: virtio-mmio devices declared on the kernel
+//! Virtio devices and their transport (docs/architecture.md: virtio-mmio devices declared on the kernel
 //! command line, no PCI).
 //!
 //! A device implements [`VirtioDevice`]: what it is (type, features, queue sizes, config space)

@@ -1,5 +1,5 @@
 //! What kind of KVM `/dev/kvm` is: hardware (VMX/SVM) or KVM-PVM, a software hypervisor on which
-//! a normal Linux kernel cannot boot (DESIGN.md §5). The same rules as `tests/rig/kvm-kind`:
+//! a normal Linux kernel cannot boot (docs/architecture.md). The same rules as `tests/rig/kvm-kind`:
 //! keep the two in step.
 
 use std::ffi::CString;

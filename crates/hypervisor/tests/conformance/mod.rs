@@ -1,4 +1,4 @@
-//! Hypervisor conformance (DESIGN.md §5, tier 2): one generic body per behaviour, each running a
+//! Hypervisor conformance (docs/architecture.md, tier 2): one generic body per behaviour, each running a
 //! tiny hand-assembled x86 payload. A backend's test file calls every body with its hypervisor.
 //!
 //! Ports used by payloads stay clear of the devices an in-kernel irqchip/PIT emulates

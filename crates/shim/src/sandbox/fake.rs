@@ -38,6 +38,8 @@ struct State {
     ended: Option<VmEnd>,
     events: VecDeque<SandboxEvent>,
     failing: HashMap<String, ShimError>,
+    /// Containers whose init ends, with this status, as soon as it starts.
+    end_on_start: HashMap<String, u32>,
 }
 
 /// One fake VM.
@@ -94,6 +96,12 @@ impl FakeSandbox {
     /// The next call of `op` (`create`, `start`, `exec`, `kill`, ...) fails with `err`.
     pub fn fail_next(&self, op: &str, err: ShimError) {
         self.state().failing.insert(op.to_owned(), err);
+    }
+
+    /// The init of container `id` ends with `status` the moment it starts (a command that
+    /// exits at once).
+    pub fn end_on_start(&self, id: &str, status: u32) {
+        self.state().end_on_start.insert(id.to_owned(), status);
     }
 
     /// Ends a process with `status` as the guest would (the init takes its container's other
@@ -185,11 +193,20 @@ impl Sandbox for FakeSandbox {
     }
 
     fn start(&self, id: &str) -> Result<u32> {
-        let s = self.enter(format!("start {id}"), "start")?;
-        s.procs
+        let mut s = self.enter(format!("start {id}"), "start")?;
+        let pid = s
+            .procs
             .get(&key(id, ""))
             .map(|p| p.pid)
-            .ok_or_else(|| ShimError::NotFound(format!("container {id}")))
+            .ok_or_else(|| ShimError::NotFound(format!("container {id}")))?;
+        if let Some(status) = s.end_on_start.remove(id) {
+            end_process(&mut s, id, "", status);
+            drop(s);
+            self.changed.notify_all();
+            // Give the waiter the chance to see the end before Start returns.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(pid)
     }
 
     fn exec(&self, spec: &ExecSpec) -> Result<u32> {

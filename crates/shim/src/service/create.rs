@@ -122,17 +122,23 @@ impl Service {
             Err(e) => {
                 tracing::warn!(container_id = %args.id, error = %e, "create failed");
                 let mut e = e;
+                let mut clean = true;
                 if let Err(c) = self.remove_container_dir(&*sb, &args.id) {
                     e = ShimError::Internal(format!("{e}; and then {c}"));
+                    clean = false;
                 }
                 if booted {
                     *lock(&self.sandbox) = None;
                     if let Err(c) = sb.shutdown() {
                         tracing::error!(error = %chain(&c), "cannot clean up the vm");
                         e = ShimError::Internal(format!("{e}; and then {}", chain(&c)));
+                        clean = false;
                     }
                 }
-                record::remove(&args.bundle);
+                // What is left stays named in the bundle, for containerd's `delete`.
+                if clean {
+                    record::remove(&args.bundle);
+                }
                 return Err(e);
             }
         };
@@ -183,7 +189,12 @@ impl Service {
             TaskState::Created if req.exec_id.is_empty() => {
                 // A container that never ran: end its init, whose waiter reports the exit.
                 let sb = self.sandbox()?;
-                sb.kill(&req.id, "", 9, true)?;
+                if let Err(e) = sb.kill(&req.id, "", 9, true) {
+                    // It may have ended on its own just now: then its waiter reports it.
+                    if !p.wait_timeout(Duration::from_secs(1)) {
+                        return Err(e);
+                    }
+                }
                 if !p.wait_timeout(CREATED_KILL_WAIT) {
                     return Err(ShimError::Internal(format!(
                         "container {}: its init did not end within {CREATED_KILL_WAIT:?} of SIGKILL",

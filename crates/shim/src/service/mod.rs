@@ -125,8 +125,11 @@ impl Service {
     }
 
     fn do_wait(&self, req: &WaitRequest) -> Result<WaitResponse> {
-        let (_, p) = self.process(&req.id, &req.exec_id)?;
+        let (c, p) = self.process(&req.id, &req.exec_id)?;
         let (status, at) = p.wait();
+        // The exit is recorded and published under this lock: once it is free, the TaskExit is
+        // out, so whoever Wait releases already has it.
+        drop(lock(&c.exits));
         Ok(WaitResponse {
             exit_status: status,
             exited_at: Some(timestamp(at)).into(),

@@ -59,9 +59,12 @@ impl Service {
         }
         let sb = self.sandbox()?;
         let pid = if req.exec_id.is_empty() {
+            // The init's waiter runs from Create: holding the exit lock keeps its TaskExit
+            // after this TaskStart, and an end it recorded first is not overwritten.
+            let _order = lock(&c.exits);
             let pid = sb.start(&req.id)?;
             p.pid.store(pid, Ordering::Relaxed);
-            p.set_phase(Phase::Running);
+            p.set_running();
             self.events.publish(
                 topics::TASK_START_EVENT_TOPIC,
                 Box::new(TaskStart {
@@ -85,7 +88,7 @@ impl Service {
                 io: p.io.clone(),
             })?;
             p.pid.store(pid, Ordering::Relaxed);
-            p.set_phase(Phase::Running);
+            p.set_running();
             self.events.publish(
                 topics::TASK_EXEC_STARTED_EVENT_TOPIC,
                 Box::new(TaskExecStarted {

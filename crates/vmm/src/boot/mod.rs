@@ -4,7 +4,7 @@
 //!
 //! - [`pvh`]: an uncompressed `vmlinux` whose ELF notes carry a Xen PVH entry point starts in
 //!   32-bit protected mode with paging off and `rbx` pointing at an `hvm_start_info`. No
-//!   decompression, the fastest path (DESIGN.md §4).
+//!   decompression, the fastest path (docs/architecture.md).
 //! - [`linux`]: a bzImage starts at its 64-bit entry (Linux boot protocol 2.x) with a zero page
 //!   and identity page tables.
 

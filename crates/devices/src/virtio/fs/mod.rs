@@ -1,6 +1,6 @@
 //! virtio-fs (device type 26, virtio 1.2 §5.11): FUSE over virtqueues, which the Linux
 //! `virtiofs` driver speaks; the guest mounts a host directory with `mount -t virtiofs TAG /mnt`
-//! (DESIGN.md §2, guest ↔ file server).
+//! (docs/architecture.md, guest ↔ file server).
 //!
 //! - Configuration space: `tag: [u8; 36]` (UTF-8, NUL-padded; a 36-byte tag has no NUL) and
 //!   `num_request_queues: u32` (little endian). Read-only.

@@ -1,6 +1,6 @@
 //! virtio-9p (device type 9, the "9P transport" of the virtio spec drafts and QEMU, which the
 //! Linux `9pnet_virtio` driver speaks): the guest mounts a host directory with
-//! `mount -t 9p -o trans=virtio,version=9p2000.L TAG /mnt` (DESIGN.md §2, guest ↔ file server).
+//! `mount -t 9p -o trans=virtio,version=9p2000.L TAG /mnt` (docs/architecture.md, guest ↔ file server).
 //!
 //! - Configuration space: `tag_len: u16` (little endian), then the tag's bytes (the mount tag,
 //!   1 to [`MAX_TAG_LEN`] bytes, no NUL). Read-only.

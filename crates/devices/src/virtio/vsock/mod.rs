@@ -1,4 +1,4 @@
-//! virtio-vsock (virtio 1.2 §5.10) with a hybrid-vsock muxer on the host side (DESIGN.md §2:
+//! virtio-vsock (virtio 1.2 §5.10) with a hybrid-vsock muxer on the host side (docs/architecture.md:
 //! how the shim reaches the agent), in the shape of Firecracker's unix-socket backend.
 //!
 //! - **Host-initiated**: the VMM listens on a unix socket `PATH`. A host client connects and

@@ -317,3 +317,24 @@ fn test_shutdown_with_no_containers_signals_exit() {
     h.service.do_shutdown();
     h.exit.wait();
 }
+
+#[test]
+fn test_init_ending_at_once_is_stopped_and_its_exit_follows_its_start() {
+    let h = Harness::new();
+    h.create("c1");
+    h.vm().end_on_start("c1", 0);
+    h.start("c1", "").unwrap();
+    assert_eq!(h.wait("c1", "").unwrap(), 0);
+    assert_eq!(
+        h.state("c1", "").unwrap().status.unwrap(),
+        containerd_shim::protos::types::task::Status::STOPPED
+    );
+    assert_eq!(
+        h.events.topics()[1..],
+        [
+            topics::TASK_START_EVENT_TOPIC,
+            topics::TASK_EXIT_EVENT_TOPIC
+        ]
+    );
+    h.delete("c1", "").unwrap();
+}
