@@ -1,4 +1,4 @@
-//! lcow-agent: PID 1 of the guest (DESIGN.md §2 and §3, `guest/agent`).
+//! lcow-agent: PID 1 of the guest (docs/architecture.md, `guest/agent`).
 //!
 //! The guest kernel boots straight into an initramfs whose `/init` is this binary. It mounts
 //! the guest's filesystems and cgroup v2 (`init.rs`), reaps every process (`reaper.rs`), and
