@@ -15,7 +15,7 @@ help:
 	@echo "make guest-test       the guest initramfs plus the busybox test rootfs; prints its path"
 	@echo "make test             unit and conformance tests, pjdfstest on the host FUSE mount, then the rig tests"
 	@echo "make fs-rig-test      9p and virtio-fs shares in a guest: pjdfstest, locks, mmap, SQLite (not in make test: the rig resets guests under share load)"
-	@echo "make lint             rustfmt check and clippy -D warnings"
+	@echo "make lint             rustfmt check, clippy -D warnings, shellcheck of tests/, bench/ and scripts/"
 	@echo "make rig-reliability  boot the rig smoke RUNS times (default 20) and count the passes"
 	@echo "make install          install containerd-shim-lcow-v1, lcow-vmm, lcow-ctl, the guest kernel and initramfs under PREFIX (/usr/local)"
 	@echo "make demo             install, then a private containerd runs a container through the shim (in the rig on KVM-PVM hosts)"
@@ -23,7 +23,7 @@ help:
 	@echo "make bench            boot time and memory of lcow-vmm against QEMU; lcow-fs FUSE against native (bench/results/)"
 
 deps:
-	@scripts/deps.sh kernel rig guest fs e2e
+	@scripts/deps.sh kernel rig guest fs e2e lint
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -64,6 +64,8 @@ test: unit-test rig-test
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@scripts/deps.sh lint
+	@scripts/shellcheck.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the bench/*-l2 scripts (sourced, not run).
 
 # median: the median of the numbers on stdin, one per line ("n/a" when there are none).

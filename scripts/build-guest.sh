@@ -23,6 +23,7 @@ triple=x86_64-unknown-linux-gnu
 build_fstest() {
   (
     cd "$root/guest/fstest"
+    # shellcheck disable=SC2030 # only this build gets the flag
     export RUSTFLAGS="-C target-feature=+crt-static"
     nice cargo build --quiet --release --locked --target "$triple" --target-dir "$root/target/fstest" >&2
   )
@@ -36,6 +37,7 @@ if [ $fstest_only = 1 ]; then build_fstest; echo "$fstest"; exit 0; fi
 (
   cd "$root"
   export LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/x86_64-linux-gnu
+  # shellcheck disable=SC2031 # only this build gets the flag
   export RUSTFLAGS="-C target-feature=+crt-static"
   nice cargo build --quiet --release -p lcow-agent --target "$triple" >&2
 )

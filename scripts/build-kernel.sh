@@ -11,11 +11,16 @@ cfgdir=$root/kernel-config
 cache=${LCOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lcow}
 log() { printf 'kernel: %s\n' "$*" >&2; }
 
+fragments=""
+for f in "$cfgdir"/*.config; do
+  [ "$f" = "$cfgdir/rig-host.config" ] || fragments="$fragments $f"
+done
 case "$kind" in
-  guest) fragments=$(ls "$cfgdir"/*.config | grep -v '/rig-host.config$') ;;
-  rig)   fragments="$(ls "$cfgdir"/*.config | grep -v '/rig-host.config$') $cfgdir/rig-host.config" ;;
+  guest) ;;
+  rig) fragments="$fragments $cfgdir/rig-host.config" ;;
   *) echo "usage: $0 guest|rig" >&2; exit 2 ;;
 esac
+fragments=${fragments# }
 
 "$root/scripts/deps.sh" kernel
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.1)
@@ -56,6 +61,7 @@ start=$(date +%s)
 # Every option a fragment asks for must survive olddefconfig, or the build is wrong.
 bad=0
 for f in $fragments; do
+  # shellcheck disable=SC2094 # reads the fragment, greps the .config: not the same file
   while IFS= read -r line; do
     case "$line" in
       CONFIG_*=*) want=$line ;;
@@ -76,6 +82,7 @@ done
 targets=vmlinux
 [ "$kind" = guest ] && targets="vmlinux bzImage"
 jobs=$(nproc)
+# shellcheck disable=SC2086 # one make target per word
 if ! make -C "$src" O="$build" ARCH=x86_64 -j"$jobs" $targets >>"$blog" 2>&1; then
   tail -40 "$blog" >&2
   log "build failed; full log: $blog"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only those that are missing.
-# Usage: scripts/deps.sh GROUP...   (groups: kernel rig guest fs e2e)
+# Usage: scripts/deps.sh GROUP...   (groups: kernel rig guest fs e2e lint)
 set -euo pipefail
 
 declare -A GROUP_PKGS=(
@@ -11,6 +11,8 @@ declare -A GROUP_PKGS=(
   # containerd 1.6 (Debian 12) for the end-to-end tests, runc as the reference runtime, and what
   # builds the test images offline.
   [e2e]="containerd runc umoci debootstrap busybox-static"
+  # make lint: the shell scripts under tests/, bench/ and scripts/.
+  [lint]="shellcheck"
 )
 # Packages that must come from bookworm-backports (RIG.md: QEMU 7.2 livelocks the rig).
 declare -A BACKPORTS=([qemu-system-x86]=1)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/e2e/lib.sh: a private containerd (Debian's 1.6) for the end-to-end tests and benches,
 # sourced by tests/e2e/l2 and bench/e2e-l2. Everything lives under $E2E (a tmpfs: containerd's
 # overlayfs snapshots cannot sit on the rig's overlayfs root).
@@ -34,8 +35,7 @@ TOML
     containerd --config "$E2E/containerd.toml" >"$E2E/containerd.log" 2>&1 &
   E2E_CONTAINERD_PID=$!
   CTR=(ctr --address "$E2E/containerd.sock")
-  local i
-  for i in $(seq 1 300); do
+  for _ in $(seq 1 300); do
     "${CTR[@]}" version >/dev/null 2>&1 && return 0
     kill -0 "$E2E_CONTAINERD_PID" 2>/dev/null || break
     sleep 0.2
