@@ -19,7 +19,7 @@ help:
 	@echo "make rig-reliability  boot the rig smoke RUNS times (default 20) and count the passes"
 	@echo "make install          install containerd-shim-lcow-v1, lcow-vmm, lcow-ctl, the guest kernel and initramfs under PREFIX (/usr/local)"
 	@echo "make demo             install, then a private containerd runs a container through the shim (in the rig on KVM-PVM hosts)"
-	@echo "make e2e              containerd 1.6 end to end through the shim: busybox and PostgreSQL images, bind mounts, OOM, exec, tty"
+	@echo "make e2e              containerd end to end through the shim (CONTAINERD=1.6|1.7|2.1, E2E_SEGMENTS=...): busybox and PostgreSQL images, bind mounts, OOM, exec, tty, pods"
 	@echo "make bench            boot time and memory of lcow-vmm against QEMU; lcow-fs FUSE against native (bench/results/)"
 
 deps:
@@ -51,7 +51,7 @@ rig-test: deps
 	$(CARGO) build -p lcow-fs
 	@scripts/deps.sh fs
 	$(CARGO) build -p lcow-shim
-	tests/run-suite tests/fs/pjdfstest-host tests/rig/selftest tests/rig/smoke tests/rig/vmm-boot tests/rig/agent tests/e2e/run
+	tests/run-suite tests/fs/pjdfstest-host tests/rig/selftest tests/rig/smoke tests/rig/vmm-boot tests/rig/agent tests/e2e/run tests/e2e/containerd-2.1
 
 # The share tests in a guest: not part of `make test` while tests/fs/README.md's open problem stands.
 .PHONY: fs-rig-test
@@ -90,9 +90,11 @@ install: deps
 	  echo "installed under $(PREFIX); containerd-shim-lcow-v1 check:" && \
 	  ($(PREFIX)/bin/containerd-shim-lcow-v1 check || true)
 
+# CONTAINERD=1.6 (Debian 12's, the default), 1.7 (trixie's) or 2.1 (sid's): scripts/containerd.sh.
+CONTAINERD ?= 1.6
 e2e: deps
 	$(CARGO) build -p lcow-vmm -p lcow-shim
-	tests/run-suite tests/e2e/run
+	E2E_CONTAINERD=$(CONTAINERD) tests/run-suite tests/e2e/run
 
 .PHONY: bench
 bench: deps

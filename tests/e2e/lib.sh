@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# tests/e2e/lib.sh: a private containerd (Debian's 1.6) for the end-to-end tests and benches,
+# tests/e2e/lib.sh: a private containerd (Debian's 1.6, or the one in $E2E_CONTAINERD_DIR that
+# scripts/containerd.sh unpacked) for the end-to-end tests and benches,
 # sourced by tests/e2e/l2 and bench/e2e-l2. Everything lives under $E2E (a tmpfs: containerd's
 # overlayfs snapshots cannot sit on the rig's overlayfs root).
 #
@@ -31,10 +32,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [debug]
   level = "debug"
 TOML
+  local cbin=${E2E_CONTAINERD_DIR:+$E2E_CONTAINERD_DIR/}
   PATH="$shim_dir:$PATH" LCOW_CONFIG="$E2E/lcow.toml" \
-    containerd --config "$E2E/containerd.toml" >"$E2E/containerd.log" 2>&1 &
+    "${cbin}containerd" --config "$E2E/containerd.toml" >"$E2E/containerd.log" 2>&1 &
   E2E_CONTAINERD_PID=$!
-  CTR=(ctr --address "$E2E/containerd.sock")
+  CTR=("${cbin}ctr" --address "$E2E/containerd.sock")
   for _ in $(seq 1 300); do
     "${CTR[@]}" version >/dev/null 2>&1 && return 0
     kill -0 "$E2E_CONTAINERD_PID" 2>/dev/null || break
@@ -65,6 +67,11 @@ rig_fault() {
     esac
   done < <(vm_ends_since "$1")
   echo "$kind"
+}
+
+# e2e_task_api: the task API services containerd called, as the shim logged them.
+e2e_task_api() {
+  grep -o 'containerd calls the task API [A-Za-z0-9.]*' "$E2E/containerd.log" | awk '{print $NF}' | sort -u | tr '\n' ' '
 }
 
 # e2e_leftovers: prints what a finished container may have left behind (nothing, normally).

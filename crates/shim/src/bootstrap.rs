@@ -92,17 +92,41 @@ pub fn runtime_options(input: &[u8], caller: &Caller) -> Option<Any> {
     }
 }
 
+/// Logs, once per service, which task API containerd calls (v2: containerd 1.6/1.7, or a 2.x
+/// given a bare address; v3: containerd 2.x).
+struct Announce {
+    service: &'static str,
+    said: Arc<std::sync::atomic::AtomicBool>,
+    inner: Box<dyn ttrpc::MethodHandler + Send + Sync>,
+}
+
+impl ttrpc::MethodHandler for Announce {
+    fn handler(&self, ctx: ttrpc::TtrpcContext, req: ttrpc::Request) -> ttrpc::Result<()> {
+        if !self.said.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!(task_api = self.service, "containerd calls the task API {}", self.service);
+        }
+        self.inner.handler(ctx, req)
+    }
+}
+
 /// The methods of `service` under both task service names.
 pub fn task_methods(
     service: Arc<Service>,
 ) -> HashMap<String, Box<dyn ttrpc::MethodHandler + Send + Sync>> {
     let v3 = create_task(service.clone());
     let v2 = create_task(service);
-    let mut all = HashMap::new();
-    for (name, handler) in v2 {
-        all.insert(name.replace(TASK_SERVICES[1], TASK_SERVICES[0]), handler);
+    let mut all: HashMap<String, Box<dyn ttrpc::MethodHandler + Send + Sync>> = HashMap::new();
+    for (api, methods) in [(TASK_SERVICES[0], v2), (TASK_SERVICES[1], v3)] {
+        let said = Arc::default();
+        for (name, inner) in methods {
+            let handler = Announce {
+                service: api,
+                said: Arc::clone(&said),
+                inner,
+            };
+            all.insert(name.replace(TASK_SERVICES[1], api), Box::new(handler));
+        }
     }
-    all.extend(v3);
     all
 }
 
