@@ -103,7 +103,11 @@ struct Announce {
 impl ttrpc::MethodHandler for Announce {
     fn handler(&self, ctx: ttrpc::TtrpcContext, req: ttrpc::Request) -> ttrpc::Result<()> {
         if !self.said.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tracing::info!(task_api = self.service, "containerd calls the task API {}", self.service);
+            tracing::info!(
+                task_api = self.service,
+                "containerd calls the task API {}",
+                self.service
+            );
         }
         self.inner.handler(ctx, req)
     }
