@@ -265,12 +265,9 @@ mod tests {
         (path, reader)
     }
 
-    #[test]
-    fn test_drain_waits_while_output_still_flows() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, reader) = fifo_reader(dir.path());
-        let (mut guest, host) = UnixStream::pair().unwrap();
-        let pumps = Opened {
+    /// Pumps with one stdout stream, from `host` to the FIFO at `path`.
+    fn stdout_pumps(host: UnixStream, path: String) -> Pumps {
+        Opened {
             stdin: None,
             stdout: Some(host),
             stderr: None,
@@ -279,7 +276,15 @@ mod tests {
                 ..Default::default()
             },
         }
-        .start();
+        .start()
+    }
+
+    #[test]
+    fn test_drain_waits_while_output_still_flows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, reader) = fifo_reader(dir.path());
+        let (mut guest, host) = UnixStream::pair().unwrap();
+        let pumps = stdout_pumps(host, path);
         // Output keeps coming for 10 x 60 ms, longer than the idle limit of 150 ms.
         let writer = thread::spawn(move || {
             for i in 0..10u8 {
@@ -303,16 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, reader) = fifo_reader(dir.path());
         let (guest, host) = UnixStream::pair().unwrap();
-        let pumps = Opened {
-            stdin: None,
-            stdout: Some(host),
-            stderr: None,
-            io: HostIo {
-                stdout: path,
-                ..Default::default()
-            },
-        }
-        .start();
+        let pumps = stdout_pumps(host, path);
         let t = Instant::now();
         pumps.wait_drained(Duration::from_millis(200));
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());

@@ -421,20 +421,26 @@ mod tests {
         assert!(e.to_string().contains("`kernel`"), "{e}");
     }
 
-    #[test]
-    fn test_boot_reports_vmm_exit_with_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let vmm = dir.path().join("vmm");
-        fs::write(&vmm, "#!/bin/sh\necho 'no kvm here' >&2\nexit 1\n").unwrap();
+    /// A configuration whose VMM is the shell script `script` and whose kernel and initramfs
+    /// are empty files in `dir`.
+    fn scripted_vmm(dir: &Path, script: &str) -> Config {
+        let vmm = dir.join("vmm");
+        fs::write(&vmm, script).unwrap();
         fs::set_permissions(&vmm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let kernel = dir.path().join("k");
+        let kernel = dir.join("k");
         fs::write(&kernel, "").unwrap();
-        let config = Config {
+        Config {
             vmm,
             kernel: kernel.clone(),
             initramfs: kernel,
             ..Config::default()
-        };
+        }
+    }
+
+    #[test]
+    fn test_boot_reports_vmm_exit_with_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = scripted_vmm(dir.path(), "#!/bin/sh\necho 'no kvm here' >&2\nexit 1\n");
         let e = Vm::boot(&config, &dir.path().join("s"), "c1").unwrap_err();
         assert!(
             matches!(
@@ -456,22 +462,13 @@ mod tests {
     #[test]
     fn test_boot_reset_status_is_typed_and_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let vmm = dir.path().join("vmm");
         // Checks its arguments as lcow-vmm takes them, then ends as a guest reset does.
-        fs::write(
-            &vmm,
-            "#!/bin/sh\n[ \"$1 $2\" = \"run --launch\" ] && [ -s \"$3\" ] || exit 2\nexit 4\n",
-        )
-        .unwrap();
-        fs::set_permissions(&vmm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let kernel = dir.path().join("k");
-        fs::write(&kernel, "").unwrap();
         let config = Config {
-            vmm,
-            kernel: kernel.clone(),
-            initramfs: kernel,
             console_log_dir: dir.path().join("consoles"),
-            ..Config::default()
+            ..scripted_vmm(
+                dir.path(),
+                "#!/bin/sh\n[ \"$1 $2\" = \"run --launch\" ] && [ -s \"$3\" ] || exit 2\nexit 4\n",
+            )
         };
         let e = Vm::boot(&config, &dir.path().join("s"), "c1").unwrap_err();
         assert!(

@@ -231,8 +231,12 @@ impl Harness {
         })
     }
 
-    /// Wait, in a thread, returning its status within [`PATIENCE`] or failing the test.
-    pub fn wait(&self, id: &str, exec_id: &str) -> Result<u32, ShimError> {
+    /// Wait of `id`/`exec_id` in a thread; its answer arrives on the receiver.
+    fn wait_in_thread(
+        &self,
+        id: &str,
+        exec_id: &str,
+    ) -> std::sync::mpsc::Receiver<Result<u32, ShimError>> {
         let (tx, rx) = std::sync::mpsc::channel();
         let service = Arc::clone(&self.service);
         let req = WaitRequest {
@@ -243,24 +247,23 @@ impl Harness {
         std::thread::spawn(move || {
             let _ = tx.send(service.do_wait(&req).map(|r| r.exit_status));
         });
-        rx.recv_timeout(PATIENCE).unwrap_or_else(|_| {
-            panic!("Wait of {id}/{exec_id:?} did not return within {PATIENCE:?}")
-        })
+        rx
+    }
+
+    /// Wait, in a thread, returning its status within [`PATIENCE`] or failing the test.
+    pub fn wait(&self, id: &str, exec_id: &str) -> Result<u32, ShimError> {
+        self.wait_in_thread(id, exec_id)
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| {
+                panic!("Wait of {id}/{exec_id:?} did not return within {PATIENCE:?}")
+            })
     }
 
     /// Whether Wait is still blocked after a short while.
     pub fn wait_blocks(&self, id: &str, exec_id: &str) -> bool {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let service = Arc::clone(&self.service);
-        let req = WaitRequest {
-            id: id.into(),
-            exec_id: exec_id.into(),
-            ..Default::default()
-        };
-        std::thread::spawn(move || {
-            let _ = tx.send(service.do_wait(&req).is_ok());
-        });
-        rx.recv_timeout(Duration::from_millis(200)).is_err()
+        self.wait_in_thread(id, exec_id)
+            .recv_timeout(Duration::from_millis(200))
+            .is_err()
     }
 
     /// Whether anything of container `id` is left on the host: its mounts or its directory.
