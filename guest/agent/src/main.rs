@@ -17,6 +17,7 @@ mod copy;
 mod error;
 mod events;
 mod exec;
+mod executor;
 mod guest_mounts;
 mod init;
 mod oom;

@@ -109,6 +109,7 @@ impl Libcontainer {
         console_socket: Option<&Path>,
     ) -> Result<ContainerBuilder, RuntimeError> {
         let mut b = ContainerBuilder::new(id.to_owned(), SyscallType::Linux)
+            .with_executor(crate::executor::PathExecutor)
             .with_root_path(&self.state_root)?
             .with_console_socket(console_socket);
         if let Some(stdio) = stdio {
