@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use lcow_devices::Bus;
 use lcow_hypervisor::x86_64::{
-    self, CpuId, Fpu, MsrEntry, APIC_LVT_LINT0, APIC_LVT_LINT1, APIC_MODE_EXTINT, APIC_MODE_NMI,
+    self, CpuId, MsrEntry, APIC_LVT_LINT0, APIC_LVT_LINT1, APIC_MODE_EXTINT, APIC_MODE_NMI,
 };
 use lcow_hypervisor::{IoOperation, IoParams, SystemEvent, Vcpu, VcpuExit};
 
@@ -70,12 +70,10 @@ pub fn configure_vcpu<V: Vcpu>(
     let report = x86_64::set_supported_msrs(vcpu, &setup.supported_msrs, &boot_msrs())
         .map_err(step("set msrs"))?;
     tracing::debug!(vcpu = id, skipped = ?report.skipped, "msrs set");
-    let fpu = Fpu {
-        fcw: 0x37f,
-        mxcsr: 0x1f80,
-        ..Default::default()
-    };
-    vcpu.set_fpu(&fpu).map_err(step("set the fpu state"))?;
+    // The FPU is left in its reset state, which is FNINIT's (FCW 0x37f, MXCSR 0x1f80) with
+    // every XSAVE component in its init state, as the guest kernel expects it. (Setting those
+    // same values would now mark x87 and SSE as in use, `Vcpu::set_fpu` being a real XSAVE
+    // write; the guest gains nothing from it.)
     let mut lapic = vcpu.get_lapic().map_err(step("get the local apic"))?;
     lapic.set_reg(APIC_LVT_LINT0, APIC_MODE_EXTINT);
     lapic.set_reg(APIC_LVT_LINT1, APIC_MODE_NMI);
