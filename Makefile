@@ -19,7 +19,7 @@ help:
 	@echo "make rig-reliability  boot the rig smoke RUNS times (default 20) and count the passes"
 	@echo "make install          install containerd-shim-lcow-v1, lcow-vmm, lcow-ctl, the guest kernel and initramfs under PREFIX (/usr/local)"
 	@echo "make demo             install, then a private containerd runs a container through the shim (in the rig on KVM-PVM hosts)"
-	@echo "make e2e              containerd end to end through the shim (CONTAINERD=1.6|1.7|2.1, E2E_SEGMENTS=...): busybox and PostgreSQL images, bind mounts, OOM, exec, tty, pods"
+	@echo "make e2e              containerd end to end through the shim (CONTAINERD=1.6|1.7|2.1, E2E_SEGMENTS=...): busybox and PostgreSQL images, bind mounts, OOM, exec, tty, pods, a CRI pod"
 	@echo "make bench            boot time and memory of lcow-vmm against QEMU; lcow-fs FUSE against native (bench/results/)"
 
 deps:
@@ -40,8 +40,15 @@ guest:
 guest-test:
 	@scripts/build-guest.sh --test
 
+# tests/cri (the CRI e2e client) is a workspace of its own: tonic and protoc stay out of the
+# main build.
+CRI_CARGO = cd tests/cri && $(CARGO)
+CRI_TARGET = --target-dir ../../target/cri
+
 unit-test:
 	$(CARGO) test --workspace
+	@scripts/deps.sh cri
+	$(CRI_CARGO) test --locked $(CRI_TARGET)
 
 rig-test: deps
 	$(CARGO) build -p lcow-vmm -p lcow-ctl
@@ -62,13 +69,16 @@ fs-rig-test: deps
 test: unit-test rig-test
 
 lint:
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@scripts/deps.sh lint
+	$(CARGO) fmt --all -- --check
+	$(CRI_CARGO) fmt -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CRI_CARGO) clippy --locked --all-targets $(CRI_TARGET) -- -D warnings
 	@scripts/shellcheck.sh
 
 fmt:
 	$(CARGO) fmt --all
+	$(CRI_CARGO) fmt
 
 rig-reliability: deps
 	@tests/rig/reliability $(RUNS)

@@ -22,15 +22,32 @@ share_protocol = "${E2E_SHARE_PROTOCOL:-virtiofs}"
 console_log_dir = "$E2E/consoles"
 boot_timeout_secs = ${E2E_BOOT_TIMEOUT:-45}
 TOML
+  # The CRI plugin only where a segment drives it (E2E_CRI=1): the runtime handler `lcow`, a
+  # local pause image (tests/e2e/images pause), no CNI (the pods use the node's network).
+  local top='disabled_plugins = ["io.containerd.grpc.v1.cri"]' cri=""
+  if [ "${E2E_CRI:-0}" = 1 ]; then
+    mkdir -p "$E2E/cni/bin" "$E2E/cni/conf"
+    cri="[plugins.\"io.containerd.grpc.v1.cri\"]
+  sandbox_image = \"docker.io/local/pause:latest\"
+  [plugins.\"io.containerd.grpc.v1.cri\".containerd]
+    default_runtime_name = \"lcow\"
+  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.lcow]
+    runtime_type = \"io.containerd.lcow.v1\"
+  [plugins.\"io.containerd.grpc.v1.cri\".cni]
+    bin_dir = \"$E2E/cni/bin\"
+    conf_dir = \"$E2E/cni/conf\""
+    top=""
+  fi
   cat > "$E2E/containerd.toml" <<TOML
 version = 2
 root = "$E2E/root"
 state = "$E2E/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+$top
 [grpc]
   address = "$E2E/containerd.sock"
 [debug]
   level = "debug"
+$cri
 TOML
   local cbin=${E2E_CONTAINERD_DIR:+$E2E_CONTAINERD_DIR/}
   PATH="$shim_dir:$PATH" LCOW_CONFIG="$E2E/lcow.toml" \
