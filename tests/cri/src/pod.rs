@@ -89,24 +89,12 @@ async fn pod_life(
     }
 
     let t = Instant::now();
-    let out = exec_sync(cri, &c1, &["sh", "-c", "echo exec-$((6 * 7))"]).await?;
-    ensure!(
-        out.exit_code == 0 && out.stdout == b"exec-42\n",
-        "ExecSync in c1: exit {} stdout {:?} stderr {:?}, want exit 0 and \"exec-42\\n\"",
-        out.exit_code,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cmd = ["sh", "-c", "echo exec-$((6 * 7))"];
+    expect_exec(cri, &c1, &cmd, (0, "exec-42\n", "")).await?;
     checks.ok("ExecSync in c1: stdout and exit 0", t);
     let t = Instant::now();
-    let out = exec_sync(cri, &c1, &["sh", "-c", "echo oops >&2; exit 3"]).await?;
-    ensure!(
-        out.exit_code == 3 && out.stderr == b"oops\n" && out.stdout.is_empty(),
-        "ExecSync in c1: exit {} stdout {:?} stderr {:?}, want exit 3 and \"oops\\n\" on stderr",
-        out.exit_code,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cmd = ["sh", "-c", "echo oops >&2; exit 3"];
+    expect_exec(cri, &c1, &cmd, (3, "", "oops\n")).await?;
     checks.ok("ExecSync in c1: stderr and exit 3", t);
 
     // One VM for the pod: both containers see the same kernel boot, which is not the host's.
@@ -183,24 +171,11 @@ async fn pod_life(
     );
     checks.ok("RemoveContainer c2: c1 alone in the pod", t);
     let t = Instant::now();
-    let out = exec_sync(cri, &c1, &["echo", "still-here"]).await?;
-    ensure!(
-        out.exit_code == 0 && out.stdout == b"still-here\n",
-        "ExecSync in c1 after c2 left: exit {} stdout {:?}",
-        out.exit_code,
-        String::from_utf8_lossy(&out.stdout)
-    );
+    expect_exec(cri, &c1, &["echo", "still-here"], (0, "still-here\n", "")).await?;
     checks.ok("c1 runs on after c2 left", t);
 
     let t = Instant::now();
-    call(
-        "StopPodSandbox",
-        cri.timeout,
-        cri.svc.stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: pod.to_owned(),
-        }),
-    )
-    .await?;
+    stop_pod(cri, pod).await?;
     let s = container_status(cri, &c1).await?;
     ensure!(
         s.state() == cri::ContainerState::ContainerExited,
@@ -223,14 +198,7 @@ async fn pod_life(
 /// containerd lists neither it nor any of its containers.
 async fn remove_pod(cri: &mut Cri, pod: &str, checks: &mut Checks) -> anyhow::Result<()> {
     let t = Instant::now();
-    call(
-        "StopPodSandbox",
-        cri.timeout,
-        cri.svc.stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: pod.to_owned(),
-        }),
-    )
-    .await?;
+    stop_pod(cri, pod).await?;
     call(
         "RemovePodSandbox",
         cri.timeout,
@@ -368,6 +336,42 @@ async fn exec_sync(cri: &mut Cri, id: &str, cmd: &[&str]) -> anyhow::Result<cri:
     )
     .await
     .with_context(|| format!("ExecSync {cmd:?}"))
+}
+
+/// ExecSync `cmd` in `id`, which must exit with `want`'s status and print exactly its stdout
+/// and stderr.
+async fn expect_exec(
+    cri: &mut Cri,
+    id: &str,
+    cmd: &[&str],
+    want: (i32, &str, &str),
+) -> anyhow::Result<()> {
+    let out = exec_sync(cri, id, cmd).await?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    ensure!(
+        (out.exit_code, &*stdout, &*stderr) == want,
+        "ExecSync {cmd:?}: exit {} stdout {stdout:?} stderr {stderr:?}, want exit {} stdout {:?} stderr {:?}",
+        out.exit_code,
+        want.0,
+        want.1,
+        want.2
+    );
+    Ok(())
+}
+
+async fn stop_pod(cri: &mut Cri, pod: &str) -> anyhow::Result<()> {
+    call(
+        "StopPodSandbox",
+        cri.timeout,
+        cri.svc.stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: pod.to_owned(),
+        }),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn container_status(cri: &mut Cri, id: &str) -> anyhow::Result<cri::ContainerStatus> {
