@@ -17,6 +17,7 @@ help:
 	@echo "make fs-rig-test      9p and virtio-fs shares in a guest: pjdfstest, locks, mmap, SQLite (not in make test: the rig resets guests under share load)"
 	@echo "make lint             rustfmt check, clippy -D warnings, shellcheck of tests/, bench/ and scripts/"
 	@echo "make rig-reliability  boot the rig smoke RUNS times (default 20) and count the passes"
+	@echo "make rig-stdio-ref    QEMU guests stream STDIO_MIB MiB (16) out STDIO_RUNS times (5) in the rig: the reference for stdio deaths"
 	@echo "make install          install containerd-shim-lcow-v1, lcow-vmm, lcow-ctl, the guest kernel and initramfs under PREFIX (/usr/local)"
 	@echo "make demo             install, then a private containerd runs a container through the shim (in the rig on KVM-PVM hosts)"
 	@echo "make e2e              containerd end to end through the shim (CONTAINERD=1.6|1.7|2.1, E2E_SEGMENTS=...): busybox and PostgreSQL images, bind mounts, OOM, exec, tty, pods, a CRI pod"
@@ -82,6 +83,11 @@ fmt:
 
 rig-reliability: deps
 	@tests/rig/reliability $(RUNS)
+
+# The QEMU reference for guests that die under heavy stdio in the rig (tests/rig/README.md).
+.PHONY: rig-stdio-ref
+rig-stdio-ref: deps
+	@tests/rig/stdio-ref $(or $(STDIO_RUNS),5) $(or $(STDIO_MIB),16)
 
 .PHONY: demo
 demo: install
