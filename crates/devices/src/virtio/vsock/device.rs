@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use virtio_queue::Queue;
+use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -19,7 +19,9 @@ use super::muxer::{Muxer, TOKEN_LISTENER};
 use super::socket::HostListener;
 use super::worker::{VsockWorker, TOKEN_EVQ, TOKEN_KICK, TOKEN_RXQ, TOKEN_STOP, TOKEN_TXQ};
 use super::{Limits, VsockError, QUEUE_SIZE, VIRTIO_ID_VSOCK};
-use crate::virtio::{ActivateError, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
+use crate::virtio::{
+    ActivateError, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX,
+};
 
 /// The virtio-vsock device (see the module documentation).
 #[derive(Debug)]
@@ -104,7 +106,7 @@ impl VirtioDevice for Vsock {
     }
 
     fn features(&self) -> u64 {
-        1 << VIRTIO_F_VERSION_1
+        1 << VIRTIO_F_VERSION_1 | 1 << VIRTIO_RING_F_EVENT_IDX
     }
 
     fn queue_max_sizes(&self) -> &[u16] {
@@ -143,12 +145,15 @@ impl VirtioDevice for Vsock {
         mem: GuestMemoryMmap,
         queues: Vec<Queue>,
         interrupt: Arc<Interrupt>,
-        _acked_features: u64,
+        acked_features: u64,
     ) -> Result<(), ActivateError> {
         let got = queues.len();
-        let [rx, tx, event]: [Queue; 3] = queues
+        let event_idx = acked_features & (1 << VIRTIO_RING_F_EVENT_IDX) != 0;
+        let [mut rx, mut tx, event]: [Queue; 3] = queues
             .try_into()
             .map_err(|_| ActivateError::QueueCount { expected: 3, got })?;
+        rx.set_event_idx(event_idx);
+        tx.set_event_idx(event_idx);
         lock(&self.backend).activate(Active {
             mem,
             rx,

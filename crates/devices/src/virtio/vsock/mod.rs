@@ -17,6 +17,11 @@
 //! `buf_alloc`; a guest sending past its credit gets an `RST`. In the other direction the host
 //! stream is read only while the guest has credit, straight into the guest's receive buffer.
 //!
+//! Notifications are suppressed both ways (`VIRTIO_RING_F_EVENT_IDX` when the driver takes it,
+//! else the rings' flags): the guest is asked not to notify while the worker drains a ring and
+//! to notify again once it is empty, so a guest writing many small packets (a terminal streaming
+//! line by line) costs a VM exit per batch, not per packet.
+//!
 //! One device thread ([`VsockWorker`], named `vsock`) runs an epoll loop over the queue
 //! notification eventfds, the listening socket, every host stream and a stop eventfd. Everything
 //! the guest writes is treated as hostile: bad descriptors, bad headers or protocol violations are

@@ -309,3 +309,80 @@ fn test_vsock_drop_removes_socket_file() {
 
     assert!(!path.exists());
 }
+
+/// Many small packets, the way a terminal streams line by line, with the driver notifying only
+/// when the device asked for it: every packet reaches the host, and the device leaves its rings
+/// asking to be notified of the next buffer.
+fn small_packets_all_delivered(mut h: Harness) {
+    let (mut host, lp) = h.established(GUEST_PORT);
+    let line = b"lcow-stdio-check\n";
+    let count = 3 * usize::from(QSIZE) + 5; // the rings wrap
+    let kicks_before = h.kicks;
+
+    for _ in 0..count {
+        h.send(pkt(OP_RW, lp, GUEST_PORT).with_len(line.len() as u32), line);
+        h.rx();
+    }
+    let mut got = vec![0u8; count * line.len()];
+    host.read_exact(&mut got).unwrap();
+
+    assert_eq!(got, line.repeat(count));
+    assert_eq!(h.tx_used(), h.txq.avail_idx(), "every tx packet was taken");
+    assert_eq!(
+        h.kicks - kicks_before,
+        count,
+        "the device, idle, wanted each packet"
+    );
+    let (tx_next, rx_next) = {
+        let b = device_backend(&h.device);
+        b.ring_positions().unwrap()
+    };
+    assert_eq!(tx_next, h.txq.avail_idx());
+    let next = h.txq.avail_idx();
+    assert!(
+        h.txq.should_notify(h.event_idx, next, next.wrapping_add(1)),
+        "tx: the next packet is notified"
+    );
+    assert!(
+        h.rxq
+            .should_notify(h.event_idx, rx_next, rx_next.wrapping_add(1)),
+        "rx: the buffer after the last one taken is notified"
+    );
+}
+
+#[test]
+fn test_vsock_small_packets_delivered_notified_by_flags() {
+    small_packets_all_delivered(Harness::new(Harness::limits()));
+}
+
+#[test]
+fn test_vsock_small_packets_delivered_notified_by_event_idx() {
+    small_packets_all_delivered(Harness::new_event_idx(Harness::limits()));
+}
+
+#[test]
+fn test_vsock_event_idx_no_rx_buffers_resumes_at_the_guests_notification() {
+    let mut h = Harness::new_event_idx(Harness::limits());
+    let mut hosts = Vec::new();
+    for port in 0..=u32::from(RX_BUFS) {
+        let mut s = UnixStream::connect(&h.path).unwrap();
+        s.write_all(format!("CONNECT {}\n", 3000 + port).as_bytes())
+            .unwrap();
+        hosts.push(s);
+    }
+    h.pump();
+    let kicks = h.kicks;
+
+    let delivered = h.rx(); // reposts the buffers, notifying if the device asked
+    let notified = h.kicks - kicks;
+    h.pump();
+    let rest = h.rx();
+
+    assert_eq!(delivered.len(), usize::from(RX_BUFS));
+    assert_eq!(
+        notified, 1,
+        "the device, out of buffers, asked to hear of new ones"
+    );
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].hdr.dst_port, 3000 + u32::from(RX_BUFS));
+}

@@ -15,7 +15,7 @@ use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::virtio::vsock::packet::*;
 use crate::virtio::vsock::*;
-use crate::virtio::{Interrupt, VirtioDevice};
+use crate::virtio::{Interrupt, VirtioDevice, VIRTIO_RING_F_EVENT_IDX};
 use crate::IrqTrigger;
 
 pub(super) const F_NEXT: u16 = 1;
@@ -76,6 +76,25 @@ impl Ring {
             .unwrap();
     }
 
+    pub(super) fn avail_idx(&self) -> u16 {
+        self.mem.read_obj(GuestAddress(self.avail + 2)).unwrap()
+    }
+
+    /// Whether a driver that moved the available index from `old` to `new` notifies the
+    /// device, as Linux's `virtqueue_kick_prepare` decides it: with `VIRTIO_RING_F_EVENT_IDX`
+    /// when the device's `avail_event` lies in `old..new`, without it unless the device set
+    /// `VRING_USED_F_NO_NOTIFY`.
+    pub(super) fn should_notify(&self, event_idx: bool, old: u16, new: u16) -> bool {
+        if event_idx {
+            let at = GuestAddress(self.used + 4 + 8 * u64::from(QSIZE));
+            let event: u16 = self.mem.read_obj(at).unwrap();
+            new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+        } else {
+            let flags: u16 = self.mem.read_obj(GuestAddress(self.used)).unwrap();
+            flags & 1 == 0
+        }
+    }
+
     pub(super) fn used_idx(&self) -> u16 {
         self.mem.read_obj(GuestAddress(self.used + 2)).unwrap()
     }
@@ -105,6 +124,10 @@ pub(super) struct Harness {
     /// Buffers the device gave back without a packet.
     pub(super) rx_empty: usize,
     pub(super) tx_sent: u16,
+    /// `VIRTIO_RING_F_EVENT_IDX` was negotiated.
+    pub(super) event_idx: bool,
+    /// Notifications the driver sent (rx and tx), as it decided them ([`Ring::should_notify`]).
+    pub(super) kicks: usize,
 }
 
 /// A packet the device put in an rx buffer.
@@ -123,8 +146,22 @@ impl Harness {
         h
     }
 
+    /// [`Harness::new`] with `VIRTIO_RING_F_EVENT_IDX` negotiated.
+    pub(super) fn new_event_idx(limits: Limits) -> Self {
+        let mut h = Self::with_features(limits, 1 << 32 | 1 << VIRTIO_RING_F_EVENT_IDX);
+        for _ in 0..RX_BUFS {
+            h.post_rx();
+        }
+        h
+    }
+
     /// A live device with no rx buffer posted.
     pub(super) fn bare(limits: Limits) -> Self {
+        Self::with_features(limits, 1 << 32)
+    }
+
+    /// A live device with no rx buffer posted, the driver having acked `features`.
+    pub(super) fn with_features(limits: Limits, features: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vsock.sock");
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
@@ -135,7 +172,7 @@ impl Harness {
         let interrupt = Arc::new(Interrupt::new(IrqTrigger::new().unwrap()));
         let queues = vec![rxq.queue(), txq.queue(), evq.queue()];
         device
-            .activate(mem.clone(), queues, interrupt.clone(), 1 << 32)
+            .activate(mem.clone(), queues, interrupt.clone(), features)
             .unwrap();
         Self {
             _dir: dir,
@@ -150,6 +187,8 @@ impl Harness {
             rx_posted: 0,
             rx_empty: 0,
             tx_sent: 0,
+            event_idx: features & (1 << VIRTIO_RING_F_EVENT_IDX) != 0,
+            kicks: 0,
         }
     }
 
@@ -177,7 +216,7 @@ impl Harness {
     }
 
     /// Puts a packet in the tx queue (header descriptor, then a data descriptor if any), and
-    /// notifies the device.
+    /// notifies the device if it asked for it, then lets it work.
     pub(super) fn send_raw(&mut self, descs: &[(u64, u32, u16)]) {
         let base = (self.tx_sent % (QSIZE / 4)) * 4;
         let raw: Vec<RawDescriptor> = descs
@@ -189,10 +228,19 @@ impl Harness {
                 RawDescriptor::from(SplitDescriptor::new(addr, len, flags, base + i as u16 + 1))
             })
             .collect();
+        let old = self.txq.avail_idx();
         self.txq.offer(&raw, base);
         self.tx_sent = self.tx_sent.wrapping_add(1);
-        self.device.queue_events()[1].write(1).unwrap();
-        self.pump();
+        // Like a real driver: no notification, no reason for the device to look (a device
+        // that forgot to ask for one leaves the packet in the ring, and the test sees it).
+        if self
+            .txq
+            .should_notify(self.event_idx, old, self.txq.avail_idx())
+        {
+            self.kicks += 1;
+            self.device.queue_events()[1].write(1).unwrap();
+            self.pump();
+        }
     }
 
     pub(super) fn send(&mut self, hdr: Header, data: &[u8]) {
@@ -216,6 +264,7 @@ impl Harness {
     /// The packets the device delivered since the last call; their buffers are posted again.
     pub(super) fn rx(&mut self) -> Vec<Rx> {
         let used_idx = self.rxq.used_idx();
+        let old = self.rxq.avail_idx();
         let mut out = Vec::new();
         while self.rx_seen != used_idx {
             let (id, len) = self.rxq.used_elem(self.rx_seen);
@@ -236,7 +285,9 @@ impl Harness {
                 .unwrap();
             out.push(Rx { hdr, data });
         }
-        if !out.is_empty() {
+        let new = self.rxq.avail_idx();
+        if new != old && self.rxq.should_notify(self.event_idx, old, new) {
+            self.kicks += 1;
             self.device.queue_events()[0].write(1).unwrap();
         }
         out
