@@ -82,6 +82,9 @@ pub enum Capability {
     /// A guest write to an address can signal an event object without a vCPU exit
     /// ([`VmLinuxExt::register_ioevent`]).
     Ioeventfd,
+    /// The local APIC timer's TSC-deadline mode works once the CPUID offers it (leaf 1 ECX
+    /// bit 24, which the supported CPUID leaves clear).
+    TscDeadlineTimer,
 }
 
 /// A hypervisor: the entry point of a backend. It creates [`Vm`]s and reports what the host

@@ -1,11 +1,14 @@
 //! The CPUID a vCPU shows the guest: the host's supported CPUID with the topology made ours
-//! (one package, `count` cores, one thread each) and the vCPU's own APIC id. The KVM paravirt
+//! (one package, `count` cores, one thread each), the vCPU's own APIC id, and the local APIC's
+//! TSC-deadline timer where the host emulates it. The KVM paravirt
 //! leaves (0x4000_0000 …) are left as the host offers them.
 
 use lcow_hypervisor::x86_64::{CpuId, CpuIdEntry};
 
 /// Leaf 1 ECX: running under a hypervisor.
 const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
+/// Leaf 1 ECX: the local APIC timer has a TSC-deadline mode.
+const LEAF1_ECX_TSC_DEADLINE: u32 = 1 << 24;
 /// Leaf 1 EDX: hyper-threading (more than one logical processor per package).
 const LEAF1_EDX_HTT: u32 = 1 << 28;
 /// Leaf 0xB/0x1F level types.
@@ -15,6 +18,15 @@ const LEVEL_TYPE_CORE: u32 = 2;
 /// Bits needed for `count` ids: ceil(log2(count)).
 fn id_bits(count: u32) -> u32 {
     count.max(1).next_power_of_two().trailing_zeros()
+}
+
+/// Offers the local APIC's TSC-deadline timer (the host emulates it: `Capability::TscDeadlineTimer`).
+/// The supported CPUID never sets the bit itself; without it the guest calibrates the APIC
+/// timer against the PIT at boot and programs it by its count register, as on old hardware.
+pub fn offer_tsc_deadline(cpuid: &mut CpuId) {
+    for entry in cpuid.entries.iter_mut().filter(|e| e.function == 1) {
+        entry.ecx |= LEAF1_ECX_TSC_DEADLINE;
+    }
 }
 
 /// Patches `cpuid` for vCPU `id` of `count`.
@@ -126,6 +138,23 @@ mod tests {
         assert_eq!((leaf1.ebx >> 16) & 0xff, 2, "logical processors");
         assert_eq!(leaf1.ebx & 0xff, 0x0d, "brand index kept");
         assert_ne!(leaf1.ecx & LEAF1_ECX_HYPERVISOR, 0);
+    }
+
+    #[test]
+    fn test_offer_tsc_deadline_sets_leaf1_bit_only() {
+        let mut cpuid = host();
+        let before = cpuid.clone();
+
+        offer_tsc_deadline(&mut cpuid);
+
+        let leaf1 = cpuid.get(1, 0).copied().unwrap_or_default();
+        assert_ne!(leaf1.ecx & LEAF1_ECX_TSC_DEADLINE, 0);
+        let before1 = before.get(1, 0).copied().unwrap_or_default();
+        assert_eq!(leaf1.ecx & !LEAF1_ECX_TSC_DEADLINE, before1.ecx);
+        assert_eq!(
+            cpuid.entries[0], before.entries[0],
+            "other leaves untouched"
+        );
     }
 
     #[test]

@@ -13,12 +13,13 @@ use lcow_devices::i8042::{I8042_BASE, I8042_PORTS, KBD_IRQ};
 use lcow_devices::serial::{Discard, COM1_IRQ, COM1_PORT, UART_PORTS};
 use lcow_devices::virtio_mmio::SlotAllocator;
 use lcow_devices::{Bus, I8042Device, IrqTrigger, SerialDevice};
-use lcow_hypervisor::{Hypervisor, Vcpu, Vm, VmLinuxExt};
+use lcow_hypervisor::{Capability, Hypervisor, Vcpu, Vm, VmLinuxExt};
 use vm_memory::GuestMemoryMmap;
 
 use crate::boot::{self, linux, pvh, KernelEntry};
 use crate::cmdline::{build_cmdline, cmdline_bytes};
 use crate::config::{Console, VmConfig, MAX_VCPUS};
+use crate::cpuid::offer_tsc_deadline;
 pub use crate::error::VmmError;
 use crate::memory::{create_guest_memory, e820_map, low_ram_end, map_into_vm};
 use crate::monitor::{run_halt_monitor, ExitReason, MonitoredVcpu, VcpuShared, VmState};
@@ -150,13 +151,17 @@ where
     attach_devices(&vm, &mem, &mut mmio, config, &plan, &mut device_threads)?;
     let mmio = Arc::new(mmio);
 
+    let mut cpuid = hv
+        .supported_cpuid()
+        .map_err(|source| VmmError::HostSupport {
+            what: "cpuid",
+            source,
+        })?;
+    if hv.check_capability(Capability::TscDeadlineTimer) {
+        offer_tsc_deadline(&mut cpuid);
+    }
     let setup = VcpuSetup {
-        cpuid: hv
-            .supported_cpuid()
-            .map_err(|source| VmmError::HostSupport {
-                what: "cpuid",
-                source,
-            })?,
+        cpuid,
         supported_msrs: hv
             .supported_msrs()
             .map_err(|source| VmmError::HostSupport {

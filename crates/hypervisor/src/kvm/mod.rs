@@ -94,6 +94,7 @@ pub(crate) fn kvm_cap(cap: Capability) -> Cap {
         Capability::Pit => Cap::Pit2,
         Capability::Irqfd => Cap::Irqfd,
         Capability::Ioeventfd => Cap::Ioeventfd,
+        Capability::TscDeadlineTimer => Cap::TscDeadlineTimer,
     }
 }
 
