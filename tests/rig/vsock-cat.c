@@ -16,8 +16,9 @@
 
 int main(int argc, char **argv) {
   if (argc != 2) { fprintf(stderr, "usage: vsock-cat PORT|null\n"); return 2; }
+  int null_sink = strcmp(argv[1], "null") == 0;
   int s;
-  if (strcmp(argv[1], "null") == 0) {
+  if (null_sink) {
     s = open("/dev/null", O_WRONLY);
     if (s < 0) { perror("vsock-cat: /dev/null"); return 1; }
   } else {
@@ -50,7 +51,7 @@ int main(int argc, char **argv) {
       sent += (unsigned long long)w;
     }
   }
-  if (strcmp(argv[1], "null") != 0) shutdown(s, SHUT_WR);
+  if (!null_sink) shutdown(s, SHUT_WR);
   close(s);
   return 0;
 }

@@ -139,20 +139,20 @@ pub(super) struct Rx {
 
 impl Harness {
     pub(super) fn new(limits: Limits) -> Self {
-        let mut h = Self::bare(limits);
-        for _ in 0..RX_BUFS {
-            h.post_rx();
-        }
-        h
+        Self::bare(limits).with_rx_buffers()
     }
 
     /// [`Harness::new`] with `VIRTIO_RING_F_EVENT_IDX` negotiated.
     pub(super) fn new_event_idx(limits: Limits) -> Self {
-        let mut h = Self::with_features(limits, 1 << 32 | 1 << VIRTIO_RING_F_EVENT_IDX);
+        Self::with_features(limits, 1 << 32 | 1 << VIRTIO_RING_F_EVENT_IDX).with_rx_buffers()
+    }
+
+    /// The harness with [`RX_BUFS`] rx buffers posted.
+    fn with_rx_buffers(mut self) -> Self {
         for _ in 0..RX_BUFS {
-            h.post_rx();
+            self.post_rx();
         }
-        h
+        self
     }
 
     /// A live device with no rx buffer posted.
