@@ -3,7 +3,9 @@
 #[cfg(target_os = "linux")]
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::{Capability, Error, Result, Vcpu};
+#[cfg(target_os = "linux")]
+use crate::Error;
+use crate::{Capability, Result, Vcpu};
 
 /// A guest physical memory region backed by host memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
