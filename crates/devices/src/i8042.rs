@@ -331,7 +331,7 @@ mod tests {
 
         dev.write(DATA_OFFSET, &[KBD_CMD_GET_ID]);
 
-        assert!(dev.irq().unwrap().event().read().unwrap() >= 1);
+        assert!(dev.irq().unwrap().event().reset().unwrap());
         let bytes: Vec<u8> = (0..3).map(|_| inb(&mut dev, DATA_OFFSET)).collect();
         assert_eq!(bytes, [KBD_ACK, 0xab, 0x83]);
     }

@@ -2,31 +2,36 @@
 
 use std::io;
 
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+use lcow_base::Event;
 
-/// An edge-triggered interrupt line: an eventfd that the VMM registers with the hypervisor as an
-/// irqfd for the device's IRQ, so a write pulses the line without a VMM round trip.
+/// An edge-triggered interrupt line: an [`Event`] the hypervisor turns into a pulse of the
+/// device's IRQ without a VMM round trip (the VMM gets it from `VmEvents::irq_event`: a KVM
+/// irqfd, a WHP trigger).
 #[derive(Debug)]
 pub struct IrqTrigger {
-    event: EventFd,
+    event: Event,
 }
 
 impl IrqTrigger {
-    /// A new trigger on a fresh non-blocking eventfd.
+    /// A trigger on a fresh event that nothing raises a line for yet (tests, or a VMM that
+    /// registers it afterwards).
     pub fn new() -> io::Result<Self> {
-        Ok(Self {
-            event: EventFd::new(EFD_NONBLOCK)?,
-        })
+        Ok(Self::from_event(Event::new()?))
     }
 
-    /// The eventfd to register as an irqfd.
-    pub fn event(&self) -> &EventFd {
+    /// A trigger that signals `event`.
+    pub fn from_event(event: Event) -> Self {
+        Self { event }
+    }
+
+    /// The event it signals.
+    pub fn event(&self) -> &Event {
         &self.event
     }
 
     /// Pulses the line.
     pub fn trigger(&self) -> io::Result<()> {
-        self.event.write(1)
+        self.event.signal()
     }
 }
 

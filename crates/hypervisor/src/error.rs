@@ -71,30 +71,33 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Registering an irqfd failed.
-    #[error("failed to register an irqfd for irq {irq}")]
-    RegisterIrqfd {
+    /// Creating an event object failed.
+    #[error("failed to create an event")]
+    CreateEvent(#[source] io::Error),
+    /// Registering an irq event (irqfd, trigger) failed.
+    #[error("failed to register an irq event for irq {irq}")]
+    RegisterIrqEvent {
         /// The IRQ line.
         irq: u32,
         /// The backend's cause.
         #[source]
         source: io::Error,
     },
-    /// Unregistering an irqfd failed.
-    #[error("failed to unregister the irqfd of irq {irq}")]
-    UnregisterIrqfd {
+    /// Unregistering an irq event failed.
+    #[error("failed to unregister the irq event of irq {irq}")]
+    UnregisterIrqEvent {
         /// The IRQ line.
         irq: u32,
         /// The backend's cause.
         #[source]
         source: io::Error,
     },
-    /// Registering an ioevent failed.
-    #[error("failed to register an ioevent")]
-    RegisterIoevent(#[source] io::Error),
-    /// Unregistering an ioevent failed.
-    #[error("failed to unregister an ioevent")]
-    UnregisterIoevent(#[source] io::Error),
+    /// Registering an io event (ioeventfd, doorbell) failed.
+    #[error("failed to register an io event")]
+    RegisterIoEvent(#[source] io::Error),
+    /// Unregistering an io event failed.
+    #[error("failed to unregister an io event")]
+    UnregisterIoEvent(#[source] io::Error),
     /// The backend or host lacks an optional feature.
     #[error("{0} is not supported by this hypervisor")]
     Unsupported(&'static str),

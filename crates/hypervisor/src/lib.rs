@@ -7,8 +7,9 @@
 //!
 //! # Backends
 //!
-//! - [`kvm`] (`cfg(target_os = "linux")`, x86_64 for now): KVM through `kvm-ioctls`. Linux-only
-//!   fast paths (irqfd, ioeventfd) are in the [`VmLinuxExt`] extension trait, and
+//! - [`kvm`] (`cfg(target_os = "linux")`, x86_64 for now): KVM through `kvm-ioctls`. Its fast
+//!   paths (irqfd, ioeventfd) implement the portable [`VmEvents`] extension trait over
+//!   `lcow_base::Event`, and
 //!   [`kvm::kvm_kind`] tells a hardware KVM from KVM-PVM (see docs/architecture.md, "Test tiers").
 //! - `whp` (`cfg(windows)`, not written yet): the seam is ready. Add `src/whp/` with a
 //!   `WhpHypervisor`/`WhpVm`/`WhpVcpu` implementing the three traits (port I/O and MMIO exits go
@@ -57,9 +58,7 @@ pub mod kvm;
 
 pub use error::{Error, Result};
 pub use vcpu::{IoOperation, IoParams, MpState, SystemEvent, Vcpu, VcpuExit, VcpuKick};
-#[cfg(target_os = "linux")]
-pub use vm::VmLinuxExt;
-pub use vm::{Datamatch, IoEventAddress, MemSlot, MemoryRegion, Vm};
+pub use vm::{Datamatch, IoEventAddress, MemSlot, MemoryRegion, Vm, VmEvents};
 
 #[cfg(target_arch = "x86_64")]
 use x86_64::CpuId;
@@ -77,10 +76,10 @@ pub enum Capability {
     /// An in-kernel i8254 PIT ([`Vm::create_pit`]).
     Pit,
     /// An event object can raise an IRQ line without a VMM round trip
-    /// ([`VmLinuxExt::register_irqfd`]).
+    /// ([`VmEvents::register_irq_event`]).
     Irqfd,
     /// A guest write to an address can signal an event object without a vCPU exit
-    /// ([`VmLinuxExt::register_ioevent`]).
+    /// ([`VmEvents::register_io_event`]).
     Ioeventfd,
     /// The local APIC timer's TSC-deadline mode works once the CPUID offers it (leaf 1 ECX
     /// bit 24, which the supported CPUID leaves clear).

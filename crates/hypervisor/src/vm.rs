@@ -1,11 +1,8 @@
 //! The [`Vm`] trait: guest memory slots, vCPU creation, interrupt lines.
 
-#[cfg(target_os = "linux")]
-use vmm_sys_util::eventfd::EventFd;
+use lcow_base::Event;
 
-#[cfg(target_os = "linux")]
-use crate::Error;
-use crate::{Capability, Result, Vcpu};
+use crate::{Capability, Error, Result, Vcpu};
 
 /// A guest physical memory region backed by host memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,44 +103,53 @@ pub trait Vm: Send + Sync {
     fn set_irq_line(&self, irq: u32, level: bool) -> Result<()>;
 }
 
-/// Linux-only fast paths of a [`Vm`], on top of the common trait: an eventfd raising an IRQ line
-/// (irqfd) and a guest write signalling an eventfd without a vCPU exit (ioeventfd). Each method
-/// returns [`Error::Unsupported`] unless the backend overrides it; check
+/// The fast paths of a [`Vm`], on every host: an [`Event`] that raises an IRQ line without a
+/// VMM round trip (KVM: irqfd; WHP: a trigger, or the backend's own interrupt thread), and a
+/// guest write that signals an [`Event`] without a vCPU exit (KVM: ioeventfd; WHP: a doorbell).
+/// Each method returns [`Error::Unsupported`] unless the backend overrides it; check
 /// [`Vm::check_capability`] with [`Capability::Irqfd`] / [`Capability::Ioeventfd`] first.
-#[cfg(target_os = "linux")]
-pub trait VmLinuxExt: Vm {
-    /// Makes every write to `event` pulse IRQ line `irq`.
-    fn register_irqfd(&self, event: &EventFd, irq: u32) -> Result<()> {
-        let _ = (event, irq);
-        Err(Error::Unsupported("irqfd"))
+pub trait VmEvents: Vm {
+    /// An event that pulses IRQ line `irq` each time it is signalled. By default a new
+    /// [`Event`] given to [`VmEvents::register_irq_event`]; a backend whose hypervisor hands out
+    /// its own event objects for this (WHP's triggers) overrides it.
+    fn irq_event(&self, irq: u32) -> Result<Event> {
+        let event = Event::new().map_err(Error::CreateEvent)?;
+        self.register_irq_event(&event, irq)?;
+        Ok(event)
     }
 
-    /// Undoes [`VmLinuxExt::register_irqfd`].
-    fn unregister_irqfd(&self, event: &EventFd, irq: u32) -> Result<()> {
+    /// Makes every signal of `event` pulse IRQ line `irq`.
+    fn register_irq_event(&self, event: &Event, irq: u32) -> Result<()> {
         let _ = (event, irq);
-        Err(Error::Unsupported("irqfd"))
+        Err(Error::Unsupported("irq events"))
+    }
+
+    /// Undoes [`VmEvents::register_irq_event`].
+    fn unregister_irq_event(&self, event: &Event, irq: u32) -> Result<()> {
+        let _ = (event, irq);
+        Err(Error::Unsupported("irq events"))
     }
 
     /// Makes guest writes to `address` that match `datamatch` signal `event` instead of exiting.
-    fn register_ioevent(
+    fn register_io_event(
         &self,
-        event: &EventFd,
+        event: &Event,
         address: IoEventAddress,
         datamatch: Datamatch,
     ) -> Result<()> {
         let _ = (event, address, datamatch);
-        Err(Error::Unsupported("ioeventfd"))
+        Err(Error::Unsupported("io events"))
     }
 
-    /// Undoes [`VmLinuxExt::register_ioevent`] (same arguments).
-    fn unregister_ioevent(
+    /// Undoes [`VmEvents::register_io_event`] (same arguments).
+    fn unregister_io_event(
         &self,
-        event: &EventFd,
+        event: &Event,
         address: IoEventAddress,
         datamatch: Datamatch,
     ) -> Result<()> {
         let _ = (event, address, datamatch);
-        Err(Error::Unsupported("ioeventfd"))
+        Err(Error::Unsupported("io events"))
     }
 }
 

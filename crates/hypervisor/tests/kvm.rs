@@ -7,11 +7,7 @@
 
 mod conformance;
 
-use lcow_hypervisor::kvm::{kvm_kind, KvmHypervisor, KvmKind, KvmVm};
-use lcow_hypervisor::{Capability, Datamatch, IoEventAddress, Vm, VmLinuxExt};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
-
-use conformance::harness::{run_to_hlt, Access, Guest};
+use lcow_hypervisor::kvm::{kvm_kind, KvmHypervisor, KvmKind};
 
 /// The KVM backend, or `None` after printing why the test is skipped.
 fn kvm() -> Option<KvmHypervisor> {
@@ -56,50 +52,11 @@ kvm_test!(
     halt_state
 );
 
-#[test]
-fn test_irqfd_write_interrupts_guest() {
-    let Some(hv) = kvm() else { return };
-    let event = EventFd::new(EFD_NONBLOCK).unwrap();
-    let mut registered = false;
-    conformance::pic_interrupt(&hv, &mut |vm: &KvmVm| {
-        assert!(vm.check_capability(Capability::Irqfd));
-        if !registered {
-            vm.register_irqfd(&event, 4).unwrap();
-            registered = true;
-        }
-        event.write(1).unwrap();
-    });
-}
-
-#[test]
-fn test_ioeventfd_write_signals_without_exit() {
-    let Some(hv) = kvm() else { return };
-    #[rustfmt::skip]
-    let code = [
-        0xb0, 0x07, // mov al, 7
-        0xe6, 0xe4, // out 0xe4, al    ; matches the ioevent: no exit
-        0xe6, 0xe5, // out 0xe5, al    ; exits
-        0xb0, 0x08, // mov al, 8
-        0xe6, 0xe4, // out 0xe4, al    ; datamatch 7 only: exits
-        0xf4,       // hlt
-    ];
-    let mut g = Guest::real_mode(&hv, &code, false);
-    assert!(g.vm.check_capability(Capability::Ioeventfd));
-    let event = EventFd::new(EFD_NONBLOCK).unwrap();
-    let port = IoEventAddress::Pio(0xe4);
-    g.vm.register_ioevent(&event, port, Datamatch::U8(7))
-        .unwrap();
-
-    let log = run_to_hlt(&mut g.vcpu, &[]);
-
-    assert_eq!(
-        log,
-        [Access::Out(0xe5, vec![7]), Access::Out(0xe4, vec![8])]
-    );
-    assert_eq!(event.read().unwrap(), 1);
-    g.vm.unregister_ioevent(&event, port, Datamatch::U8(7))
-        .unwrap();
-}
+kvm_test!(test_irq_event_signal_interrupts_guest, irq_event_interrupts);
+kvm_test!(
+    test_io_event_write_signals_without_exit,
+    io_event_signals_without_exit
+);
 
 #[test]
 fn test_kvm_kind_matches_rig_script_words() {

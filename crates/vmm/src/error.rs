@@ -59,15 +59,6 @@ pub enum VmmError {
         #[source]
         source: io::Error,
     },
-    /// Creating a device interrupt failed.
-    #[error("failed to create the interrupt of the {device}")]
-    CreateIrq {
-        /// The device.
-        device: &'static str,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
     /// Connecting a device interrupt to the irqchip failed.
     #[error("failed to connect irq {irq} to the interrupt controller")]
     RegisterIrq {

@@ -1,7 +1,7 @@
 //! The VM's virtio devices: which virtio-mmio slots they take (declared on the kernel command
-//! line), their transports on the MMIO bus, their interrupt lines (irqfd) and queue
-//! notifications (ioeventfd when the hypervisor has it, else the transport's `QueueNotify`
-//! register), and the device threads, stopped when the VM ends.
+//! line), their transports on the MMIO bus, their interrupt lines (irq events: KVM's irqfd) and
+//! queue notifications (io events, KVM's ioeventfd, when the hypervisor has them, else the
+//! transport's `QueueNotify` register), and the device threads, stopped when the VM ends.
 //!
 //! Slots are taken in this order: vsock first (`--vsock PATH`), then one per share
 //! (`--share TAG=PATH[,ro][,backend=passthrough|mapped][,proto=9p|virtiofs]`) in command-line
@@ -32,7 +32,7 @@ use lcow_devices::virtio::VirtioDevice;
 use lcow_devices::virtio_mmio::{Slot, SlotAllocator};
 use lcow_devices::{Bus, IrqTrigger};
 use lcow_fs::backend::{mapped, passthrough, Backend};
-use lcow_hypervisor::{Capability, Datamatch, IoEventAddress, VmLinuxExt};
+use lcow_hypervisor::{Capability, Datamatch, IoEventAddress, VmEvents};
 use vm_memory::GuestMemoryMmap;
 
 use crate::config::{ShareBackend, ShareConfig, ShareProtocol, VmConfig};
@@ -127,7 +127,7 @@ impl Drop for DeviceThreads {
 }
 
 /// Puts every planned device on `mmio` and starts its threads.
-pub fn attach_devices<V: VmLinuxExt>(
+pub fn attach_devices<V: VmEvents>(
     vm: &V,
     mem: &GuestMemoryMmap,
     mmio: &mut Bus,
@@ -144,7 +144,7 @@ pub fn attach_devices<V: VmLinuxExt>(
     Ok(())
 }
 
-fn attach_vsock<V: VmLinuxExt>(
+fn attach_vsock<V: VmEvents>(
     vm: &V,
     mem: &GuestMemoryMmap,
     mmio: &mut Bus,
@@ -171,7 +171,7 @@ fn attach_vsock<V: VmLinuxExt>(
     Ok(())
 }
 
-fn attach_share<V: VmLinuxExt>(
+fn attach_share<V: VmEvents>(
     vm: &V,
     mem: &GuestMemoryMmap,
     mmio: &mut Bus,
@@ -262,9 +262,9 @@ fn virtiofs_device<B: Backend + 'static>(
     Ok((Box::new(device), worker))
 }
 
-/// Puts `device` behind a virtio-mmio transport in `slot`: its interrupt as an irqfd, its queue
-/// notifications as ioeventfds when possible, its register window on `mmio`.
-fn install<V: VmLinuxExt>(
+/// Puts `device` behind a virtio-mmio transport in `slot`: its interrupt as an irq event, its
+/// queue notifications as io events when possible, its register window on `mmio`.
+fn install<V: VmEvents>(
     vm: &V,
     mem: &GuestMemoryMmap,
     mmio: &mut Bus,
@@ -272,39 +272,37 @@ fn install<V: VmLinuxExt>(
     name: &'static str,
     device: Box<dyn VirtioDevice>,
 ) -> Result<(), VmmError> {
-    let irq = IrqTrigger::new().map_err(|source| VmmError::CreateIrq {
-        device: name,
-        source,
-    })?;
+    let irq = vm
+        .irq_event(slot.irq)
+        .map(IrqTrigger::from_event)
+        .map_err(|source| VmmError::RegisterIrq {
+            irq: slot.irq,
+            source,
+        })?;
     let transport = MmioTransport::new(mem.clone(), device, irq).map_err(|source| {
         VmmError::CreateTransport {
             device: name,
             source,
         }
     })?;
-    vm.register_irqfd(transport.interrupt().irq().event(), slot.irq)
-        .map_err(|source| VmmError::RegisterIrq {
-            irq: slot.irq,
-            source,
-        })?;
     register_queue_notifications(vm, &transport, slot);
     mmio.insert(name, slot.addr, slot.size, Arc::new(Mutex::new(transport)))
         .map_err(VmmError::AddDevice)
 }
 
-/// The fast path for queue notifications: the hypervisor signals the queue's eventfd on the
+/// The fast path for queue notifications: the hypervisor signals the queue's event on the
 /// guest's `QueueNotify` write without a vCPU exit. Without it the transport does the same on
 /// the exit, so a failure here only costs speed.
-fn register_queue_notifications<V: VmLinuxExt>(vm: &V, transport: &MmioTransport, slot: Slot) {
+fn register_queue_notifications<V: VmEvents>(vm: &V, transport: &MmioTransport, slot: Slot) {
     if !vm.check_capability(Capability::Ioeventfd) {
-        tracing::debug!("no ioeventfd: queue notifications exit to the vmm");
+        tracing::debug!("no io events: queue notifications exit to the vmm");
         return;
     }
     let address = IoEventAddress::Mmio(slot.addr + reg::QUEUE_NOTIFY);
     for (index, event) in transport.device().queue_events().iter().enumerate() {
         let datamatch = Datamatch::U32(index as u32);
-        if let Err(e) = vm.register_ioevent(event, address, datamatch) {
-            tracing::debug!(queue = index, error = %e, "ioeventfd not registered; slow path");
+        if let Err(e) = vm.register_io_event(event, address, datamatch) {
+            tracing::debug!(queue = index, error = %e, "io event not registered; slow path");
         }
     }
 }

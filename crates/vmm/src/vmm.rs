@@ -13,7 +13,7 @@ use lcow_devices::i8042::{I8042_BASE, I8042_PORTS, KBD_IRQ};
 use lcow_devices::serial::{Discard, COM1_IRQ, COM1_PORT, UART_PORTS};
 use lcow_devices::virtio_mmio::SlotAllocator;
 use lcow_devices::{Bus, I8042Device, IrqTrigger, SerialDevice};
-use lcow_hypervisor::{Capability, Hypervisor, Vcpu, Vm, VmLinuxExt};
+use lcow_hypervisor::{Capability, Hypervisor, Vcpu, Vm, VmEvents};
 use vm_memory::GuestMemoryMmap;
 
 use crate::boot::{self, linux, pvh, KernelEntry};
@@ -85,27 +85,23 @@ fn prepare_boot(
 }
 
 /// The legacy devices on the port I/O bus: COM1 and the i8042, whose reset line ends the VM.
-fn legacy_devices<V: VmLinuxExt>(
+fn legacy_devices<V: VmEvents>(
     vm: &V,
     config: &VmConfig,
     state: &Arc<VmState>,
 ) -> Result<(Bus, Arc<AtomicBool>), VmmError> {
-    let irq = |device| IrqTrigger::new().map_err(|source| VmmError::CreateIrq { device, source });
-    let register = |trigger: &IrqTrigger, line| {
-        vm.register_irqfd(trigger.event(), line)
+    let irq = |line| {
+        vm.irq_event(line)
+            .map(IrqTrigger::from_event)
             .map_err(|source| VmmError::RegisterIrq { irq: line, source })
     };
     let (console, panicked) = PanicWatch::new(console_sink(&config.console)?);
-    let serial = SerialDevice::new(irq("serial port")?, Box::new(console));
-    register(serial.irq(), COM1_IRQ)?;
+    let serial = SerialDevice::new(irq(COM1_IRQ)?, Box::new(console));
     let reset_state = state.clone();
     let i8042 = I8042Device::new(
-        Some(irq("keyboard controller")?),
+        Some(irq(KBD_IRQ)?),
         Box::new(move || reset_state.finish(Ok(ExitReason::Reset))),
     );
-    if let Some(trigger) = i8042.irq() {
-        register(trigger, KBD_IRQ)?;
-    }
     let mut pio = Bus::new();
     pio.insert("com1", COM1_PORT, UART_PORTS, Arc::new(Mutex::new(serial)))
         .map_err(VmmError::AddDevice)?;
@@ -123,7 +119,7 @@ fn legacy_devices<V: VmLinuxExt>(
 pub fn run_on<H>(hv: &H, config: &VmConfig) -> Result<ExitReason, VmmError>
 where
     H: Hypervisor,
-    H::Vm: VmLinuxExt,
+    H::Vm: VmEvents,
 {
     let started = Instant::now();
     if !(1..=MAX_VCPUS).contains(&config.vcpus) {

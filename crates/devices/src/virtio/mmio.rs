@@ -317,7 +317,7 @@ impl MmioTransport {
     fn notify(&self, index: u32) {
         match self.device.queue_events().get(index as usize) {
             Some(event) => {
-                if let Err(e) = event.write(1) {
+                if let Err(e) = event.signal() {
                     tracing::debug!(queue = index, error = %e, "failed to signal a queue event");
                 }
             }

@@ -4,9 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use lcow_base::Event;
 use virtio_queue::mock::MockSplitQueue;
 use vm_memory::{GuestAddress, GuestMemoryMmap};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::*;
 use crate::virtio::{ActivateError, INTERRUPT_USED_RING};
@@ -22,7 +22,7 @@ struct Record {
 
 struct FakeDevice {
     sizes: Vec<u16>,
-    events: Vec<EventFd>,
+    events: Vec<Event>,
     record: Arc<Mutex<Record>>,
 }
 
@@ -31,9 +31,7 @@ impl FakeDevice {
         let record = Arc::new(Mutex::new(Record::default()));
         let dev = Self {
             sizes: vec![16; queues],
-            events: (0..queues)
-                .map(|_| EventFd::new(EFD_NONBLOCK).unwrap())
-                .collect(),
+            events: (0..queues).map(|_| Event::new().unwrap()).collect(),
             record: record.clone(),
         };
         (dev, record)
@@ -50,7 +48,7 @@ impl VirtioDevice for FakeDevice {
     fn queue_max_sizes(&self) -> &[u16] {
         &self.sizes
     }
-    fn queue_events(&self) -> &[EventFd] {
+    fn queue_events(&self) -> &[Event] {
         &self.events
     }
     fn read_config(&self, offset: u64, data: &mut [u8]) {
@@ -293,10 +291,10 @@ fn test_mmio_queue_notify_signals_queue_event() {
     write32(&mut t, reg::QUEUE_NOTIFY, 9);
 
     assert!(
-        t.device().queue_events()[0].read().is_err(),
+        !t.device().queue_events()[0].reset().unwrap(),
         "not signalled"
     );
-    assert_eq!(t.device().queue_events()[1].read().unwrap(), 1);
+    assert!(t.device().queue_events()[1].reset().unwrap(), "signalled");
 }
 
 #[test]
@@ -370,7 +368,7 @@ fn test_mmio_device_without_version_1_rejected() {
         fn queue_max_sizes(&self) -> &[u16] {
             &self.0
         }
-        fn queue_events(&self) -> &[EventFd] {
+        fn queue_events(&self) -> &[Event] {
             &[]
         }
         fn read_config(&self, _: u64, _: &mut [u8]) {}

@@ -7,11 +7,13 @@ use kvm_bindings::{
     kvm_pit_config, kvm_userspace_memory_region, kvm_xsave, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY,
 };
 use kvm_ioctls::{Cap, IoEventAddress as KvmIoEventAddress, NoDatamatch, VmFd};
+use lcow_base::linux::EventExt;
+use lcow_base::Event;
 use vmm_sys_util::eventfd::EventFd;
 
 use super::{kvm_cap, KvmVcpu, TSS_ADDRESS};
 use crate::{
-    Capability, Datamatch, Error, IoEventAddress, MemSlot, MemoryRegion, Result, Vm, VmLinuxExt,
+    Capability, Datamatch, Error, IoEventAddress, MemSlot, MemoryRegion, Result, Vm, VmEvents,
 };
 
 /// A KVM virtual machine, created by [`crate::Hypervisor::create_vm`] on a
@@ -176,42 +178,42 @@ fn ioeventfd(
     }
 }
 
-impl VmLinuxExt for KvmVm {
-    fn register_irqfd(&self, event: &EventFd, irq: u32) -> Result<()> {
+impl VmEvents for KvmVm {
+    fn register_irq_event(&self, event: &Event, irq: u32) -> Result<()> {
         self.fd
-            .register_irqfd(event, irq)
-            .map_err(|e| Error::RegisterIrqfd {
+            .register_irqfd(event.eventfd(), irq)
+            .map_err(|e| Error::RegisterIrqEvent {
                 irq,
                 source: e.into(),
             })
     }
 
-    fn unregister_irqfd(&self, event: &EventFd, irq: u32) -> Result<()> {
+    fn unregister_irq_event(&self, event: &Event, irq: u32) -> Result<()> {
         self.fd
-            .unregister_irqfd(event, irq)
-            .map_err(|e| Error::UnregisterIrqfd {
+            .unregister_irqfd(event.eventfd(), irq)
+            .map_err(|e| Error::UnregisterIrqEvent {
                 irq,
                 source: e.into(),
             })
     }
 
-    fn register_ioevent(
+    fn register_io_event(
         &self,
-        event: &EventFd,
+        event: &Event,
         address: IoEventAddress,
         datamatch: Datamatch,
     ) -> Result<()> {
-        ioeventfd(&self.fd, true, event, address, datamatch)
-            .map_err(|e| Error::RegisterIoevent(e.into()))
+        ioeventfd(&self.fd, true, event.eventfd(), address, datamatch)
+            .map_err(|e| Error::RegisterIoEvent(e.into()))
     }
 
-    fn unregister_ioevent(
+    fn unregister_io_event(
         &self,
-        event: &EventFd,
+        event: &Event,
         address: IoEventAddress,
         datamatch: Datamatch,
     ) -> Result<()> {
-        ioeventfd(&self.fd, false, event, address, datamatch)
-            .map_err(|e| Error::UnregisterIoevent(e.into()))
+        ioeventfd(&self.fd, false, event.eventfd(), address, datamatch)
+            .map_err(|e| Error::UnregisterIoEvent(e.into()))
     }
 }

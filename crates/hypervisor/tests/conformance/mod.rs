@@ -10,11 +10,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::{map, run_guest, run_to_hlt, Access, Guest, GuestRam, Until, Watchdog, CODE};
+use lcow_base::Event;
 use lcow_hypervisor::x86_64::{
     self, CpuIdEntry, Fpu, MsrEntry, Regs, APIC_LVT_LINT0, APIC_LVT_LINT1, APIC_MODE_EXTINT,
     APIC_MODE_NMI, MSR_IA32_ARCH_CAPABILITIES,
 };
-use lcow_hypervisor::{Capability, Error, Hypervisor, MpState, Vcpu, VcpuExit, Vm};
+use lcow_hypervisor::{
+    Capability, Datamatch, Error, Hypervisor, IoEventAddress, MpState, Vcpu, VcpuExit, Vm, VmEvents,
+};
 
 /// Real mode: `out` of a value the guest computes, `in` whose value the host supplies and the
 /// guest echoes, 8- and 16-bit accesses, an immediate and a DX port, ending in `hlt`.
@@ -604,4 +607,55 @@ pub fn halt_state<H: Hypervisor>(hv: &H) {
         let ap = g.vm.create_vcpu(1).unwrap();
         assert_eq!(ap.get_mp_state().unwrap(), MpState::Uninitialized);
     }
+}
+
+/// [`VmEvents`]: signalling an event the VM handed out for IRQ 4 interrupts the guest (as
+/// [`pic_interrupt`] checks), with no VMM call on the way.
+pub fn irq_event_interrupts<H: Hypervisor>(hv: &H)
+where
+    H::Vm: VmEvents,
+{
+    let mut event = None;
+    pic_interrupt(hv, &mut |vm: &H::Vm| {
+        assert!(vm.check_capability(Capability::Irqfd));
+        let event = event.get_or_insert_with(|| vm.irq_event(4).unwrap());
+        event.signal().unwrap();
+    });
+}
+
+/// [`VmEvents`]: a guest write matching an io event signals it without an exit; a write to
+/// another port, or of another value, exits as usual; after unregistering, it exits again.
+pub fn io_event_signals_without_exit<H: Hypervisor>(hv: &H)
+where
+    H::Vm: VmEvents,
+{
+    #[rustfmt::skip]
+    let code = [
+        0xb0, 0x07, // mov al, 7
+        0xe6, 0xe4, // out 0xe4, al    ; matches the io event: no exit
+        0xe6, 0xe5, // out 0xe5, al    ; exits
+        0xb0, 0x08, // mov al, 8
+        0xe6, 0xe4, // out 0xe4, al    ; datamatch 7 only: exits
+        0xf4,       // hlt
+    ];
+    let mut g = Guest::real_mode(hv, &code, false);
+    assert!(g.vm.check_capability(Capability::Ioeventfd));
+    let event = Event::new().unwrap();
+    let port = IoEventAddress::Pio(0xe4);
+    g.vm.register_io_event(&event, port, Datamatch::U8(7))
+        .unwrap();
+
+    let log = run_to_hlt(&mut g.vcpu, &[]);
+
+    assert_eq!(
+        log,
+        [Access::Out(0xe5, vec![7]), Access::Out(0xe4, vec![8])]
+    );
+    assert!(
+        event.reset().unwrap(),
+        "the matching write signalled the event"
+    );
+    assert!(!event.reset().unwrap());
+    g.vm.unregister_io_event(&event, port, Datamatch::U8(7))
+        .unwrap();
 }

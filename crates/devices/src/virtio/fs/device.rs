@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use lcow_base::Event;
 use lcow_fs::fuse::consts::opcode::FUSE_INTERRUPT;
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
-use vmm_sys_util::eventfd::EventFd;
 
 use super::{FsError, FuseHandler, MAX_REQUEST, MAX_REQUEST_QUEUES, TAG_SIZE, VIRTIO_ID_FS};
 use crate::virtio::request::{Engine, PoolConfig, Protocol, RequestWorker, Route};
@@ -158,7 +158,7 @@ impl<H: FuseHandler> VirtioDevice for VirtioFs<H> {
         self.engine.queue_max_sizes()
     }
 
-    fn queue_events(&self) -> &[EventFd] {
+    fn queue_events(&self) -> &[Event] {
         self.engine.queue_events()
     }
 

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use lcow_base::Event;
 use lcow_fs::p9::consts::msg::{RLERROR, TFLUSH};
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
-use vmm_sys_util::eventfd::EventFd;
 
 use super::{P9Error, P9Handler, MAX_REQUEST, MAX_TAG_LEN, VIRTIO_9P_F_MOUNT_TAG, VIRTIO_ID_9P};
 use crate::virtio::request::{Engine, PoolConfig, Protocol, RequestWorker, Route};
@@ -129,7 +129,7 @@ impl<H: P9Handler> VirtioDevice for P9<H> {
         self.engine.queue_max_sizes()
     }
 
-    fn queue_events(&self) -> &[EventFd] {
+    fn queue_events(&self) -> &[Event] {
         self.engine.queue_events()
     }
 

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Weak};
 use std::thread;
 
+use lcow_base::Event;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::worker::{Dispatch, RequestWorker};
 use super::{gather, scatter, PoolConfig, Protocol, RequestChain, Route};
@@ -337,12 +337,12 @@ impl<P: Protocol + std::fmt::Debug> Dispatch for Shared<P> {
     }
 }
 
-/// The device side of the machinery: the queue eventfds, activation and reset.
+/// The device side of the machinery: the queue events, activation and reset.
 #[derive(Debug)]
 pub(crate) struct Engine<P> {
     shared: Arc<Shared<P>>,
-    queue_events: Vec<EventFd>,
-    kick: EventFd,
+    queue_events: Vec<Event>,
+    kick: Event,
     sizes: Vec<u16>,
     generation: AtomicU64,
 }
@@ -357,9 +357,9 @@ impl<P: Protocol + std::fmt::Debug> Engine<P> {
         max_request: usize,
     ) -> io::Result<(Self, RequestWorker)> {
         let queue_events = (0..queues)
-            .map(|_| EventFd::new(EFD_NONBLOCK))
+            .map(|_| Event::new())
             .collect::<io::Result<Vec<_>>>()?;
-        let kick = EventFd::new(EFD_NONBLOCK)?;
+        let kick = Event::new()?;
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
             proto,
@@ -393,8 +393,8 @@ impl<P: Protocol + std::fmt::Debug> Engine<P> {
         &self.sizes
     }
 
-    /// The queue notification eventfds.
-    pub(crate) fn queue_events(&self) -> &[EventFd] {
+    /// The queue notification events.
+    pub(crate) fn queue_events(&self) -> &[Event] {
         &self.queue_events
     }
 
@@ -432,7 +432,7 @@ impl<P: Protocol + std::fmt::Debug> Engine<P> {
             generation,
         });
         // The driver may have queued requests before DRIVER_OK.
-        self.kick.write(1).map_err(ActivateError::Wake)
+        self.kick.signal().map_err(ActivateError::Wake)
     }
 
     /// Stops using the queues; afterwards no thread touches guest memory.

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use lcow_base::Event;
 use virtio_queue::desc::split::Descriptor;
 use virtio_queue::desc::RawDescriptor;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
-use vmm_sys_util::eventfd::EventFd;
 
 use super::{RequestStopper, RequestWorker};
 use crate::virtio::{Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
@@ -81,7 +81,7 @@ pub(crate) struct Driver {
     pub(crate) mem: GuestMemoryMmap,
     pub(crate) rings: Vec<Ring>,
     pub(crate) interrupt: Arc<Interrupt>,
-    events: Vec<EventFd>,
+    events: Vec<Event>,
     next_buf: u64,
     /// Writable buffers of each (queue, head) in flight.
     replies: HashMap<(usize, u16), Vec<(u64, u32)>>,
@@ -177,7 +177,7 @@ impl Driver {
 
     /// Notifies the device about `queue`.
     pub(crate) fn notify(&self, queue: usize) {
-        self.events[queue].write(1).unwrap();
+        self.events[queue].signal().unwrap();
     }
 
     /// Offers a chain whose readable part holds `readable` (one descriptor per slice) and

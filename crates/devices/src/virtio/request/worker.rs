@@ -1,14 +1,12 @@
-//! [`RequestWorker`]: the queue thread of a request–reply device. One epoll instance watches the
-//! queue notification eventfds, a kick (the device was activated) and a stop eventfd; each
+//! [`RequestWorker`]: the queue thread of a request–reply device. One [`WaitContext`] watches the
+//! queue notification events, a kick (the device was activated) and a stop event; each
 //! notified queue is drained into the worker pool.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+use lcow_base::{Event, WaitContext};
 
 const TOKEN_STOP: u64 = 0;
 const TOKEN_KICK: u64 = 1;
@@ -24,7 +22,7 @@ pub(super) trait Dispatch: Send + Sync + std::fmt::Debug {
     fn stop(&self);
 }
 
-/// Token of queue 0's eventfd; queue `i` has `TOKEN_QUEUE + i`.
+/// Token of queue 0's event; queue `i` has `TOKEN_QUEUE + i`.
 const TOKEN_QUEUE: u64 = 2;
 
 /// A request–reply device's queue thread (see [`super`]). [`RequestWorker::run`] it on a
@@ -32,54 +30,47 @@ const TOKEN_QUEUE: u64 = 2;
 #[derive(Debug)]
 pub struct RequestWorker {
     shared: Arc<dyn Dispatch>,
-    epoll: Epoll,
-    /// The queue eventfds, then the kick.
-    events: Vec<EventFd>,
-    stop: EventFd,
+    wait: WaitContext<u64>,
+    /// The queue events, then the kick.
+    events: Vec<Event>,
+    stop: Event,
 }
 
 /// Ends a [`RequestWorker`] from another thread.
 #[derive(Debug)]
 pub struct RequestStopper {
-    stop: EventFd,
+    stop: Event,
 }
 
 impl RequestStopper {
     /// Asks the worker to stop; it returns from [`RequestWorker::run`] at its next wake-up,
     /// which this causes.
     pub fn stop(&self) -> io::Result<()> {
-        self.stop.write(1)
+        self.stop.signal()
     }
 }
 
 impl RequestWorker {
     pub(super) fn new(
         shared: Arc<dyn Dispatch>,
-        queue_events: &[EventFd],
-        kick: &EventFd,
+        queue_events: &[Event],
+        kick: &Event,
     ) -> io::Result<Self> {
-        let epoll = Epoll::new()?;
-        let stop = EventFd::new(EFD_NONBLOCK)?;
+        let wait = WaitContext::new()?;
+        let stop = Event::new()?;
         let mut events = queue_events
             .iter()
-            .map(EventFd::try_clone)
+            .map(Event::try_clone)
             .collect::<io::Result<Vec<_>>>()?;
         events.push(kick.try_clone()?);
-        let watch = |fd: &EventFd, token| {
-            epoll.ctl(
-                ControlOperation::Add,
-                fd.as_raw_fd(),
-                EpollEvent::new(EventSet::IN, token),
-            )
-        };
-        watch(&stop, TOKEN_STOP)?;
-        watch(kick, TOKEN_KICK)?;
+        wait.add(&stop, TOKEN_STOP)?;
+        wait.add(kick, TOKEN_KICK)?;
         for (i, event) in queue_events.iter().enumerate() {
-            watch(event, TOKEN_QUEUE + i as u64)?;
+            wait.add(event, TOKEN_QUEUE + i as u64)?;
         }
         Ok(Self {
             shared,
-            epoll,
+            wait,
             events,
             stop,
         })
@@ -93,7 +84,7 @@ impl RequestWorker {
     }
 
     /// Starts the worker pool, then serves the queues until stopped. Failing to start the pool
-    /// or an epoll failure ends it (logged): the device then stops serving, the VM goes on.
+    /// or a wait failure ends it (logged): the device then stops serving, the VM goes on.
     pub fn run(self) {
         let name = self.shared.name();
         if let Err(e) = Arc::clone(&self.shared).start_pool() {
@@ -119,20 +110,17 @@ impl RequestWorker {
     /// One pass: waits at most `timeout` (`None`: until an event) and drains every notified
     /// queue into the pool. Returns `false` once stopped.
     pub fn run_once(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        let wait_ms = timeout.map_or(-1, |d| i32::try_from(d.as_millis()).unwrap_or(i32::MAX));
-        let mut ready = [EpollEvent::default(); 16];
-        let count = match self.epoll.wait(wait_ms, &mut ready) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-            Err(e) => return Err(e),
+        let ready = match timeout {
+            None => self.wait.wait(16)?,
+            Some(t) => self.wait.wait_timeout(t, 16)?,
         };
         let queues = self.events.len() - 1;
-        for event in &ready[..count] {
-            match event.data() {
+        for event in &ready {
+            match event.token {
                 TOKEN_STOP => return Ok(false),
                 TOKEN_KICK => {
                     if let Some(kick) = self.events.last() {
-                        let _ = kick.read();
+                        kick.reset()?;
                     }
                     for queue in 0..queues {
                         self.shared.process_queue(queue);
@@ -141,8 +129,8 @@ impl RequestWorker {
                 token => {
                     let queue = (token - TOKEN_QUEUE) as usize;
                     if let Some(event) = self.events.get(queue) {
-                        // A counter; the queue is drained whatever its value.
-                        let _ = event.read();
+                        // Cleared first: a notification during the drain is not lost.
+                        event.reset()?;
                         self.shared.process_queue(queue);
                     }
                 }

@@ -2,7 +2,7 @@
 //! accounting in both directions, the guest data waiting for the host stream, and the packets
 //! it owes the guest.
 //!
-//! The connection never touches epoll or the queues: the muxer asks it what it wants to be
+//! The connection never touches the wait context or the queues: the muxer asks it what it wants to be
 //! woken for ([`Connection::interest`]), hands it guest packets and host events, and takes the
 //! packets it has for the guest ([`Connection::next_rx`]). Every handler returns a
 //! [`Verdict`] saying whether the connection lives on.
@@ -11,12 +11,11 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::num::Wrapping;
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
+use lcow_base::{EventType, TriggeredEvent};
 use vm_memory::{ReadVolatile, VolatileMemoryError, VolatileSlice, WriteVolatile};
-use vmm_sys_util::epoll::EventSet;
 
 use super::packet::{
     Header, OP_CREDIT_REQUEST, OP_CREDIT_UPDATE, OP_REQUEST, OP_RESPONSE, OP_RST, OP_RW,
@@ -60,7 +59,7 @@ struct Pending {
 #[derive(Debug)]
 pub(super) struct Connection {
     stream: UnixStream,
-    /// The epoll token of the host stream.
+    /// The wait token of the host stream.
     pub(super) token: u64,
     /// Our port (the host side).
     pub(super) local_port: u32,
@@ -78,7 +77,7 @@ pub(super) struct Connection {
     guest_shut_recv: bool,
     /// The host stream reached end of file (the guest was told `SHUTDOWN_SEND`).
     host_eof: bool,
-    /// The host end hung up: epoll would report it forever, so the stream is read without it.
+    /// The host end hung up: the wait would report it forever, so the stream is read without it.
     host_hup: bool,
     /// We shut the write side of the host stream (the guest shut its send side).
     host_write_shut: bool,
@@ -97,8 +96,8 @@ pub(super) struct Connection {
     /// A `CREDIT_REQUEST` went out and no credit came back yet.
     credit_requested: bool,
     deadline: Option<Instant>,
-    /// The epoll interest as registered (`None`: not registered).
-    pub(super) registered: Option<EventSet>,
+    /// The wait interest as registered (`None`: not registered).
+    pub(super) registered: Option<EventType>,
     /// Whether the muxer has it in its receive queue.
     pub(super) queued: bool,
 }
@@ -173,9 +172,9 @@ impl Connection {
         }
     }
 
-    /// The host stream's descriptor (for epoll).
-    pub(super) fn fd(&self) -> RawFd {
-        self.stream.as_raw_fd()
+    /// The host stream (to register it for waits).
+    pub(super) fn stream(&self) -> &UnixStream {
+        &self.stream
     }
 
     /// When the connection times out, if it can.
@@ -206,20 +205,20 @@ impl Connection {
         self.state == State::Established && !self.host_eof && !self.guest_shut_recv
     }
 
-    /// The epoll events the host stream should be watched for (`None`: not at all). Hang-ups
+    /// What the host stream should be watched for (`None`: not at all). Hang-ups
     /// and errors are always reported while registered.
-    pub(super) fn interest(&self) -> Option<EventSet> {
+    pub(super) fn interest(&self) -> Option<EventType> {
         if self.host_hup {
             return None;
         }
-        let mut events = EventSet::empty();
-        if !self.tx_buf.is_empty() {
-            events |= EventSet::OUT;
-        }
-        if self.can_read_host() && !self.pending.rw && self.peer_credit() > 0 {
-            events |= EventSet::IN;
-        }
-        Some(events)
+        let write = !self.tx_buf.is_empty();
+        let read = self.can_read_host() && !self.pending.rw && self.peer_credit() > 0;
+        Some(match (read, write) {
+            (false, false) => EventType::None,
+            (true, false) => EventType::Read,
+            (false, true) => EventType::Write,
+            (true, true) => EventType::ReadWrite,
+        })
     }
 
     /// Brings derived state up to date after any change; the muxer calls it before
@@ -384,25 +383,25 @@ impl Connection {
     }
 
     /// Events on the host stream.
-    pub(super) fn on_host_event(&mut self, events: EventSet, now: Instant) -> Verdict {
-        if events.contains(EventSet::ERROR) {
+    pub(super) fn on_host_event(&mut self, events: &TriggeredEvent<u64>, now: Instant) -> Verdict {
+        if events.is_error {
             tracing::debug!(local_port = self.local_port, "host stream error");
             return Verdict::Reset;
         }
-        if events.contains(EventSet::HANG_UP) {
+        if events.is_hungup {
             self.host_hup = true;
             if self.state == State::LocalInit {
                 // The client gave up before the guest answered.
                 return Verdict::Reset;
             }
         }
-        if events.contains(EventSet::OUT) || (self.host_hup && !self.tx_buf.is_empty()) {
+        if events.is_writable || (self.host_hup && !self.tx_buf.is_empty()) {
             let verdict = self.flush(now);
             if verdict != Verdict::Keep {
                 return verdict;
             }
         }
-        if events.contains(EventSet::IN) && self.can_read_host() {
+        if events.is_readable && self.can_read_host() {
             self.pending.rw = true;
         }
         Verdict::Keep

@@ -5,14 +5,12 @@
 //! for the worker to finish its current pass and guest memory is never touched after a reset
 //! returns.
 
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use lcow_base::{AsRawDescriptor, Event, WaitContext};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
-use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::backend::{lock, Active, Backend, EVQ, RXQ, TXQ};
 use super::muxer::{Muxer, TOKEN_LISTENER};
@@ -27,8 +25,8 @@ use crate::virtio::{
 #[derive(Debug)]
 pub struct Vsock {
     guest_cid: u64,
-    queue_events: Vec<EventFd>,
-    kick: EventFd,
+    queue_events: Vec<Event>,
+    kick: Event,
     backend: Arc<Mutex<Backend>>,
     sizes: [u16; 3],
 }
@@ -42,27 +40,21 @@ impl Vsock {
         limits: Limits,
     ) -> Result<(Self, VsockWorker), VsockError> {
         let host = HostListener::bind(path)?;
-        let event = || EventFd::new(EFD_NONBLOCK).map_err(VsockError::EventLoop);
+        let event = || Event::new().map_err(VsockError::EventLoop);
         let queue_events = vec![event()?, event()?, event()?];
         let kick = event()?;
         let stop = event()?;
-        let epoll = Arc::new(Epoll::new().map_err(VsockError::EventLoop)?);
-        let watch = |fd, token| {
-            epoll
-                .ctl(
-                    ControlOperation::Add,
-                    fd,
-                    EpollEvent::new(EventSet::IN, token),
-                )
-                .map_err(VsockError::EventLoop)
+        let wait = Arc::new(WaitContext::new().map_err(VsockError::EventLoop)?);
+        let watch = |descriptor: &dyn AsRawDescriptor, token| {
+            wait.add(descriptor, token).map_err(VsockError::EventLoop)
         };
-        watch(queue_events[RXQ].as_raw_fd(), TOKEN_RXQ)?;
-        watch(queue_events[TXQ].as_raw_fd(), TOKEN_TXQ)?;
-        watch(queue_events[EVQ].as_raw_fd(), TOKEN_EVQ)?;
-        watch(kick.as_raw_fd(), TOKEN_KICK)?;
-        watch(stop.as_raw_fd(), TOKEN_STOP)?;
-        watch(host.listener.as_raw_fd(), TOKEN_LISTENER)?;
-        let clone = |e: &EventFd| e.try_clone().map_err(VsockError::EventLoop);
+        watch(&queue_events[RXQ], TOKEN_RXQ)?;
+        watch(&queue_events[TXQ], TOKEN_TXQ)?;
+        watch(&queue_events[EVQ], TOKEN_EVQ)?;
+        watch(&kick, TOKEN_KICK)?;
+        watch(&stop, TOKEN_STOP)?;
+        watch(&host.listener, TOKEN_LISTENER)?;
+        let clone = |e: &Event| e.try_clone().map_err(VsockError::EventLoop);
         let worker_events = [
             clone(&queue_events[RXQ])?,
             clone(&queue_events[TXQ])?,
@@ -73,9 +65,9 @@ impl Vsock {
             guest_cid,
             limits,
             host,
-            epoll.clone(),
+            wait.clone(),
         ))));
-        let worker = VsockWorker::new(backend.clone(), epoll, worker_events, stop);
+        let worker = VsockWorker::new(backend.clone(), wait, worker_events, stop);
         tracing::debug!(guest_cid, path = %path.display(), "vsock device created");
         Ok((
             Self {
@@ -113,7 +105,7 @@ impl VirtioDevice for Vsock {
         &self.sizes
     }
 
-    fn queue_events(&self) -> &[EventFd] {
+    fn queue_events(&self) -> &[Event] {
         &self.queue_events
     }
 
@@ -162,7 +154,7 @@ impl VirtioDevice for Vsock {
             interrupt,
         });
         // Host clients may already be waiting: let the worker deliver their requests.
-        self.kick.write(1).map_err(ActivateError::Wake)
+        self.kick.signal().map_err(ActivateError::Wake)
     }
 
     fn reset(&mut self) {

@@ -1,24 +1,23 @@
 //! The muxer: the host side of every vsock connection. It accepts host clients on the listening
 //! socket and reads their `CONNECT` line, opens `PATH_<port>` for guest connections, routes
-//! guest packets to connections by `(local port, peer port)`, keeps each host stream's epoll
+//! guest packets to connections by `(local port, peer port)`, keeps each host stream's wait
 //! registration in step with what its connection wants, and queues what the guest is owed:
 //! `RST`s first (a bounded queue), then connections round-robin (each at most once).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+use lcow_base::{EventType, TriggeredEvent, WaitContext};
 
 use super::connection::{rst_header, Connection, Slice, Verdict};
 use super::packet::{op_name, Header, OP_REQUEST, OP_RST, TYPE_STREAM};
 use super::socket::{connect_nonblocking, socket_path_for_port, HostListener};
 use super::{Limits, FIRST_LOCAL_PORT, HOST_CID, MAX_CONNECT_LINE};
 
-/// The epoll token of the listening socket.
+/// The wait token of the listening socket.
 pub(super) const TOKEN_LISTENER: u64 = 5;
 /// Host stream tokens start here (below are the worker's own).
 const FIRST_STREAM_TOKEN: u64 = 1 << 32;
@@ -50,7 +49,7 @@ pub(super) struct Muxer {
     guest_cid: u64,
     limits: Limits,
     host: HostListener,
-    epoll: Arc<Epoll>,
+    wait: Arc<WaitContext<u64>>,
     conns: HashMap<Key, Connection>,
     tokens: HashMap<u64, Key>,
     pending_streams: HashMap<u64, PendingStream>,
@@ -73,18 +72,18 @@ pub(super) fn parse_connect_line(line: &[u8]) -> Option<u32> {
 }
 
 impl Muxer {
-    /// A muxer serving `host` (already registered in `epoll` as [`TOKEN_LISTENER`]).
+    /// A muxer serving `host` (already registered in `wait` as [`TOKEN_LISTENER`]).
     pub(super) fn new(
         guest_cid: u64,
         limits: Limits,
         host: HostListener,
-        epoll: Arc<Epoll>,
+        wait: Arc<WaitContext<u64>>,
     ) -> Self {
         Self {
             guest_cid,
             limits,
             host,
-            epoll,
+            wait,
             conns: HashMap::new(),
             tokens: HashMap::new(),
             pending_streams: HashMap::new(),
@@ -168,7 +167,7 @@ impl Muxer {
                     continue
                 }
                 Err(e) => {
-                    // Out of descriptors or memory: level-triggered epoll would spin.
+                    // Out of descriptors or memory: a level-triggered wait would spin.
                     tracing::warn!(error = %e, "vsock accept failed; pausing the listener");
                     self.pause_listener(now);
                     return;
@@ -185,11 +184,7 @@ impl Muxer {
                 continue;
             }
             let token = self.take_token();
-            let event = EpollEvent::new(EventSet::IN, token);
-            if let Err(e) = self
-                .epoll
-                .ctl(ControlOperation::Add, stream.as_raw_fd(), event)
-            {
+            if let Err(e) = self.wait.add(&stream, token) {
                 tracing::debug!(error = %e, "cannot watch a host stream");
                 continue;
             }
@@ -205,15 +200,18 @@ impl Muxer {
     }
 
     fn pause_listener(&mut self, now: Instant) {
-        let event = EpollEvent::new(EventSet::empty(), TOKEN_LISTENER);
-        let fd = self.host.listener.as_raw_fd();
-        if self.epoll.ctl(ControlOperation::Modify, fd, event).is_ok() {
+        let listener = &self.host.listener;
+        if self
+            .wait
+            .modify(listener, EventType::None, TOKEN_LISTENER)
+            .is_ok()
+        {
             self.listener_paused_until = Some(now + LISTENER_PAUSE);
         }
     }
 
     /// Events on host stream `token`.
-    pub(super) fn host_event(&mut self, token: u64, events: EventSet, now: Instant) {
+    pub(super) fn host_event(&mut self, token: u64, events: &TriggeredEvent<u64>, now: Instant) {
         if self.pending_streams.contains_key(&token) {
             self.read_connect_line(token, now);
         } else if let Some(&key) = self.tokens.get(&token) {
@@ -257,10 +255,12 @@ impl Muxer {
             return;
         };
         let Some(port) = port else {
+            self.unwatch(&pending.stream);
             return; // dropping the stream closes it
         };
         if self.conns.len() >= self.limits.max_connections {
             tracing::debug!(port, "vsock connection limit reached; CONNECT refused");
+            self.unwatch(&pending.stream);
             return;
         }
         let local_port = self.allocate_local_port();
@@ -271,6 +271,7 @@ impl Muxer {
         if self.conns.contains_key(&key) {
             // Only a guest connection to a host port in our pool could hold this key.
             self.local_ports.remove(&local_port);
+            self.unwatch(&pending.stream);
             return;
         }
         tracing::debug!(port, local_port, "host connects to guest port");
@@ -282,7 +283,7 @@ impl Muxer {
             self.limits,
             now + self.limits.response_timeout,
         );
-        conn.registered = Some(EventSet::IN);
+        conn.registered = Some(EventType::Read);
         self.tokens.insert(token, key);
         self.conns.insert(key, conn);
         self.settle(key, Verdict::Keep);
@@ -403,7 +404,7 @@ impl Muxer {
 
     // ---- bookkeeping ----
 
-    /// Applies a verdict: keeps the connection's epoll registration and queue slot in step, or
+    /// Applies a verdict: keeps the connection's wait registration and queue slot in step, or
     /// removes it (and tells the guest, for [`Verdict::Reset`]).
     fn settle(&mut self, key: Key, verdict: Verdict) {
         match verdict {
@@ -429,14 +430,13 @@ impl Muxer {
         conn.refresh();
         let want = conn.interest();
         if want != conn.registered {
-            let fd = conn.fd();
-            let (op, events) = match (conn.registered, want) {
-                (None, Some(events)) => (ControlOperation::Add, events),
-                (Some(_), Some(events)) => (ControlOperation::Modify, events),
-                (_, None) => (ControlOperation::Delete, EventSet::empty()),
-            };
-            self.epoll
-                .ctl(op, fd, EpollEvent::new(events, conn.token))?;
+            let stream = conn.stream();
+            match (conn.registered, want) {
+                (None, Some(events)) => self.wait.add_for(stream, events, conn.token)?,
+                (Some(_), Some(events)) => self.wait.modify(stream, events, conn.token)?,
+                (Some(_), None) => self.wait.delete(stream)?,
+                (None, None) => {}
+            }
             conn.registered = want;
         }
         if conn.has_pending_rx() && !conn.queued {
@@ -455,16 +455,30 @@ impl Muxer {
             if conn.queued {
                 self.rxq.retain(|k| *k != key);
             }
-            // Dropping the stream closes it, which also takes it out of epoll.
+            if conn.registered.is_some() {
+                self.unwatch(conn.stream());
+            }
+        }
+    }
+
+    /// Takes a host stream out of the wait before it is dropped: closing it would do that on
+    /// Linux (epoll), not on every host.
+    fn unwatch(&self, stream: &UnixStream) {
+        if let Err(e) = self.wait.delete(stream) {
+            tracing::debug!(error = %e, "cannot unwatch a host stream");
         }
     }
 
     /// Ends what has timed out.
     pub(super) fn sweep(&mut self, now: Instant) {
+        let wait = &self.wait;
         self.pending_streams.retain(|_, p| {
             let alive = p.deadline > now;
             if !alive {
                 tracing::debug!("host client sent no CONNECT line in time; closed");
+                if let Err(e) = wait.delete(&p.stream) {
+                    tracing::debug!(error = %e, "cannot unwatch a host stream");
+                }
             }
             alive
         });
@@ -483,9 +497,8 @@ impl Muxer {
             self.settle(key, Verdict::Reset);
         }
         if self.listener_paused_until.is_some_and(|t| t <= now) {
-            let event = EpollEvent::new(EventSet::IN, TOKEN_LISTENER);
-            let fd = self.host.listener.as_raw_fd();
-            match self.epoll.ctl(ControlOperation::Modify, fd, event) {
+            let listener = &self.host.listener;
+            match self.wait.modify(listener, EventType::Read, TOKEN_LISTENER) {
                 Ok(()) => self.listener_paused_until = None,
                 Err(e) => tracing::warn!(error = %e, "cannot resume the vsock listener"),
             }

@@ -1,7 +1,7 @@
 //! [`VsockWorker`]: the vsock device's event loop, run on its own thread (`vsock`).
 //!
-//! One epoll instance watches the three queue notification eventfds, a kick eventfd (the
-//! device was activated), the listening socket, every host stream and the stop eventfd. Each
+//! One [`WaitContext`] watches the three queue notification events, a kick event (the device
+//! was activated), the listening socket, every host stream and the stop event. Each
 //! pass waits (no longer than the muxer's next deadline), handles the events with the backend
 //! locked, ends what timed out, then processes the queues: guest packets first, then the packets
 //! owed to the guest, as long as there are rx buffers for them.
@@ -10,19 +10,18 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use vmm_sys_util::epoll::{Epoll, EpollEvent};
-use vmm_sys_util::eventfd::EventFd;
+use lcow_base::{Event, WaitContext};
 
 use super::backend::{lock, Backend};
 use super::muxer::TOKEN_LISTENER;
 
-/// Token of the stop eventfd.
+/// Token of the stop event.
 pub(super) const TOKEN_STOP: u64 = 0;
-/// Token of the rx queue's notification eventfd.
+/// Token of the rx queue's notification event.
 pub(super) const TOKEN_RXQ: u64 = 1;
-/// Token of the tx queue's notification eventfd.
+/// Token of the tx queue's notification event.
 pub(super) const TOKEN_TXQ: u64 = 2;
-/// Token of the event queue's notification eventfd.
+/// Token of the event queue's notification event.
 pub(super) const TOKEN_EVQ: u64 = 3;
 /// Token of the activation kick.
 pub(super) const TOKEN_KICK: u64 = 4;
@@ -35,36 +34,36 @@ const EVENT_BATCH: usize = 64;
 #[derive(Debug)]
 pub struct VsockWorker {
     backend: Arc<Mutex<Backend>>,
-    epoll: Arc<Epoll>,
+    wait: Arc<WaitContext<u64>>,
     /// rx, tx and event queue notifications, then the kick.
-    events: [EventFd; 4],
-    stop: EventFd,
+    events: [Event; 4],
+    stop: Event,
 }
 
 /// Ends a [`VsockWorker`]'s loop from another thread.
 #[derive(Debug)]
 pub struct VsockStopper {
-    stop: EventFd,
+    stop: Event,
 }
 
 impl VsockStopper {
     /// Asks the worker to stop; it returns from [`VsockWorker::run`] at its next wake-up, which
     /// this causes.
     pub fn stop(&self) -> io::Result<()> {
-        self.stop.write(1)
+        self.stop.signal()
     }
 }
 
 impl VsockWorker {
     pub(super) fn new(
         backend: Arc<Mutex<Backend>>,
-        epoll: Arc<Epoll>,
-        events: [EventFd; 4],
-        stop: EventFd,
+        wait: Arc<WaitContext<u64>>,
+        events: [Event; 4],
+        stop: Event,
     ) -> Self {
         Self {
             backend,
-            epoll,
+            wait,
             events,
             stop,
         }
@@ -77,7 +76,7 @@ impl VsockWorker {
         })
     }
 
-    /// Runs the loop until stopped. An epoll failure ends it too (logged): the device then
+    /// Runs the loop until stopped. A wait failure ends it too (logged): the device then
     /// stops serving, the VM goes on.
     pub fn run(self) {
         tracing::debug!("vsock worker started");
@@ -104,30 +103,25 @@ impl VsockWorker {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let wait_ms = wait.map_or(-1, |d| {
-            // Round up so a deadline is never polled for just before it passes.
-            i32::try_from(d.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
-        });
-        let mut events = [EpollEvent::default(); EVENT_BATCH];
-        let count = match self.epoll.wait(wait_ms, &mut events) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-            Err(e) => return Err(e),
+        // The wait rounds up, so a deadline is never polled for just before it passes.
+        let events = match wait {
+            None => self.wait.wait(EVENT_BATCH)?,
+            Some(d) => self.wait.wait_timeout(d, EVENT_BATCH)?,
         };
         let now = Instant::now();
         let mut backend = lock(&self.backend);
-        for event in &events[..count] {
-            match event.data() {
+        for event in &events {
+            match event.token {
                 TOKEN_STOP => return Ok(false),
                 token @ TOKEN_RXQ..=TOKEN_KICK => {
-                    // Counters; the queues are processed below whatever woke us.
+                    // Cleared; the queues are processed below whatever woke us.
                     let index = (token - TOKEN_RXQ) as usize;
                     if let Some(e) = self.events.get(index) {
-                        let _ = e.read();
+                        e.reset()?;
                     }
                 }
                 TOKEN_LISTENER => backend.muxer.accept(now),
-                token => backend.muxer.host_event(token, event.event_set(), now),
+                token => backend.muxer.host_event(token, event, now),
             }
         }
         backend.muxer.sweep(now);

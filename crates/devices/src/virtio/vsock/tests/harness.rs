@@ -238,7 +238,7 @@ impl Harness {
             .should_notify(self.event_idx, old, self.txq.avail_idx())
         {
             self.kicks += 1;
-            self.device.queue_events()[1].write(1).unwrap();
+            self.device.queue_events()[1].signal().unwrap();
             self.pump();
         }
     }
@@ -288,7 +288,7 @@ impl Harness {
         let new = self.rxq.avail_idx();
         if new != old && self.rxq.should_notify(self.event_idx, old, new) {
             self.kicks += 1;
-            self.device.queue_events()[0].write(1).unwrap();
+            self.device.queue_events()[0].signal().unwrap();
         }
         out
     }
