@@ -2,16 +2,16 @@
 //! hybrid-vsock connect, the ttrpc client, the Hello handshake, and the raw stdio streams of a
 //! process (each introduced by a [`StdioHeader`] and acknowledged by one byte).
 
-use std::io::{self, Read};
-use std::os::fd::IntoRawFd;
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::agent::{HelloRequest, HelloResponse};
 use crate::agent_ttrpc::AgentClient;
-use crate::hybrid::{self, HybridError};
+use crate::hybrid::{self, HostStream, HybridError};
 use crate::stdio::{StdioHeader, StreamKind, ACK_OK};
+use crate::sys::client as sys;
 
 /// How long one ordinary call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,26 +98,35 @@ impl Agent {
     /// listener to appear, and says Hello as `host` (free text for the agent's log).
     pub fn connect(socket: &Path, wait: Duration, host: &str) -> Result<Self, ClientError> {
         let start = Instant::now();
-        let stream =
-            hybrid::connect_wait(socket, crate::AGENT_PORT, wait).map_err(ClientError::Reach)?;
-        let client = ttrpc::Client::new(stream.into_raw_fd()).map_err(ClientError::Ttrpc)?;
-        let client = AgentClient::new(client);
-        let hello = client
-            .hello(
-                ctx(CALL_TIMEOUT),
-                &HelloRequest {
-                    protocol_version: crate::PROTOCOL_VERSION,
-                    host: host.to_owned(),
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| ClientError::Hello(rpc_message(&e)))?;
-        Ok(Self {
-            socket: socket.to_owned(),
-            client,
-            hello,
-            ready_after: start.elapsed(),
-        })
+        loop {
+            let left = wait.saturating_sub(start.elapsed());
+            let client = AgentClient::new(sys::agent_client(socket, left)?);
+            let request = HelloRequest {
+                protocol_version: crate::PROTOCOL_VERSION,
+                host: host.to_owned(),
+                ..Default::default()
+            };
+            match client.hello(ctx(CALL_TIMEOUT), &request) {
+                Ok(hello) => {
+                    return Ok(Self {
+                        socket: socket.to_owned(),
+                        client,
+                        hello,
+                        ready_after: start.elapsed(),
+                    })
+                }
+                // Where opening the endpoint does not prove the agent listens (Windows), a
+                // connection the VMM dropped is tried again until `wait` passes.
+                Err(e)
+                    if sys::HELLO_PROVES_READY
+                        && !matches!(e, ttrpc::Error::RpcStatus(_))
+                        && start.elapsed() < wait =>
+                {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(ClientError::Hello(rpc_message(&e))),
+            }
+        }
     }
 
     /// Opens the `kind` stream of (`container`, `exec`) and waits for the agent to accept it.
@@ -126,13 +135,10 @@ impl Agent {
         container: &str,
         exec: &str,
         kind: StreamKind,
-    ) -> Result<UnixStream, ClientError> {
+    ) -> Result<HostStream, ClientError> {
         let mut stream = hybrid::connect(&self.socket, crate::STDIO_PORT)
             .map_err(|source| ClientError::OpenStream { kind, source })?;
         let handshake = |source| ClientError::StreamHandshake { kind, source };
-        stream
-            .set_read_timeout(Some(CALL_TIMEOUT))
-            .map_err(handshake)?;
         StdioHeader {
             container_id: container.to_owned(),
             exec_id: exec.to_owned(),
@@ -140,12 +146,10 @@ impl Agent {
         }
         .write_to(&mut stream)
         .map_err(handshake)?;
-        let mut ack = [0u8; 1];
-        stream.read_exact(&mut ack).map_err(handshake)?;
-        if ack[0] != ACK_OK {
-            return Err(ClientError::StreamRefused { kind, code: ack[0] });
+        let ack = sys::read_ack(&mut stream, CALL_TIMEOUT).map_err(handshake)?;
+        if ack != ACK_OK {
+            return Err(ClientError::StreamRefused { kind, code: ack });
         }
-        stream.set_read_timeout(None).map_err(handshake)?;
         Ok(stream)
     }
 }

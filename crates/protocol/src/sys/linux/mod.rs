@@ -1,0 +1,4 @@
+//! Linux: hybrid vsock over the VMM's unix socket.
+
+pub(crate) mod client;
+pub(crate) mod hybrid;
