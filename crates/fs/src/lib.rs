@@ -9,4 +9,5 @@
 
 pub mod backend;
 pub mod fuse;
+pub mod linux;
 pub mod p9;

@@ -83,8 +83,7 @@ impl Error {
     /// The Linux errno that the protocol servers send to the guest.
     pub fn errno(&self) -> i32 {
         match self {
-            // EIO (5) when the host error carries no errno.
-            Error::Host { source, .. } => source.raw_os_error().unwrap_or(5),
+            Error::Host { source, .. } => crate::linux::errno_of(source),
             Error::Refused { errno, .. } => *errno,
         }
     }

@@ -7,9 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod args;
 #[cfg(target_os = "linux")]
 mod devfuse;
 #[cfg(target_os = "linux")]
+mod mount;
+#[cfg(not(target_os = "linux"))]
+#[path = "mount_unsupported.rs"]
 mod mount;
 
 #[derive(Debug, Parser)]
@@ -32,9 +36,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve SRC at MNT through /dev/fuse until unmounted or until SIGINT or SIGTERM.
-    #[cfg(target_os = "linux")]
-    Mount(mount::MountArgs),
+    /// Serve SRC at MNT through /dev/fuse until unmounted or until SIGINT or SIGTERM (Linux
+    /// hosts).
+    Mount(args::MountArgs),
 }
 
 fn init_logging() {
@@ -50,7 +54,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        #[cfg(target_os = "linux")]
         Command::Mount(args) => mount::run(&args),
     };
     match result {

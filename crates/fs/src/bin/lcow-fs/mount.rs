@@ -6,20 +6,19 @@
 //! SIGHUP unmount; a busy mount is detached instead and served until its last user leaves. A
 //! second signal ends the server at once.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
 use lcow_fs::backend::mapped::{self, Mapped};
 use lcow_fs::backend::passthrough::{self, Passthrough};
 use lcow_fs::backend::Backend;
 use lcow_fs::fuse::server::{Options, Server};
 use nix::sys::signal::{SigSet, Signal};
 
+use crate::args::{BackendKind, MountArgs};
 use crate::devfuse::{fsname_of, read_request, write_reply, FuseMount, MountOptions};
 
 /// Room for one request: the largest WRITE payload plus its headers, with margin.
@@ -28,46 +27,6 @@ const HEADER_ROOM: usize = 64 * 1024;
 const MAX_THREADS: usize = 64;
 /// Idle readers beyond this many leave.
 const MAX_IDLE: usize = 4;
-
-/// Which backend serves the files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
-    /// Host ownership and modes as they are (the server needs root to create files for other
-    /// users).
-    Passthrough,
-    /// Ownership, modes and device numbers kept in user.LX* xattrs (no privilege needed).
-    Mapped,
-}
-
-/// Arguments of `lcow-fs mount`.
-#[derive(Debug, Args)]
-pub struct MountArgs {
-    /// How files are stored: "passthrough" keeps the host's own ownership and modes;
-    /// "mapped" keeps uid, gid, mode and device numbers in user.LXUID, user.LXGID,
-    /// user.LXMOD and user.LXDEV xattrs (the WSL encoding) so the server needs no privilege.
-    #[arg(long, value_enum, default_value = "passthrough")]
-    backend: BackendKind,
-
-    /// Serve read-only: every change answers EROFS.
-    #[arg(long)]
-    ro: bool,
-
-    /// Seconds the kernel may cache attributes and names (0 disables the caches; changes made
-    /// to SRC behind the server's back show up after at most this long).
-    #[arg(long, value_name = "SECS", default_value = "1")]
-    cache_timeout: f64,
-
-    /// Let other users reach the mount when the server is unprivileged (needs
-    /// user_allow_other in /etc/fuse.conf). A server running as root always allows them.
-    #[arg(long)]
-    allow_other: bool,
-
-    /// The directory to serve.
-    src: PathBuf,
-
-    /// Where to mount it (an existing directory).
-    mnt: PathBuf,
-}
 
 /// Runs `lcow-fs mount` until the file system is unmounted.
 pub fn run(args: &MountArgs) -> Result<()> {

@@ -17,6 +17,7 @@ use crate::backend::{Backend, Error, Result, SetAttr, TimeSet, Timespec};
 use crate::fuse::abi::{AccessIn, GetattrIn, InHeader, Kstatfs, SetattrIn};
 use crate::fuse::consts::fattr::*;
 use crate::fuse::consts::flags::FUSE_GETATTR_FH;
+use crate::linux;
 
 /// `R_OK | W_OK | X_OK`.
 const ACCESS_BITS: u32 = 0o7;
@@ -30,7 +31,7 @@ fn time_set(valid: u32, set: u32, now: u32, sec: u64, nsec: u32) -> Result<TimeS
         return Ok(TimeSet::Now);
     }
     if nsec >= 1_000_000_000 {
-        return Err(Error::refused(libc::EINVAL, "nanoseconds out of range"));
+        return Err(Error::refused(linux::EINVAL, "nanoseconds out of range"));
     }
     // The kernel sends a signed time64_t in this unsigned field.
     Ok(TimeSet::At(Timespec {
@@ -42,8 +43,8 @@ fn time_set(valid: u32, set: u32, now: u32, sec: u64, nsec: u32) -> Result<TimeS
 /// Whether a caller may access a node with these attributes as `mask` asks.
 pub(super) fn may_access(uid: u32, gid: u32, mode: u32, owner: u32, group: u32, mask: u32) -> bool {
     if uid == 0 {
-        let is_dir = mode & libc::S_IFMT == libc::S_IFDIR;
-        return mask & libc::X_OK as u32 == 0 || is_dir || mode & 0o111 != 0;
+        let is_dir = mode & linux::S_IFMT == linux::S_IFDIR;
+        return mask & linux::X_OK as u32 == 0 || is_dir || mode & 0o111 != 0;
     }
     let class = if uid == owner {
         mode >> 6
@@ -105,11 +106,11 @@ impl<B: Backend> Server<B> {
     /// ACCESS (see the module doc).
     pub(super) fn access(&self, h: &InHeader, arg: &AccessIn) -> Reply {
         if arg.mask & !ACCESS_BITS != 0 {
-            return Err(Error::refused(libc::EINVAL, "unknown access bits"));
+            return Err(Error::refused(linux::EINVAL, "unknown access bits"));
         }
         let attr = self.backend.getattr(h.nodeid)?;
         if !may_access(h.uid, h.gid, attr.mode, attr.uid, attr.gid, arg.mask) {
-            return Err(Error::refused(libc::EACCES, "mode bits deny access"));
+            return Err(Error::refused(linux::EACCES, "mode bits deny access"));
         }
         Ok(Vec::new())
     }

@@ -22,6 +22,7 @@ use crate::backend::{Backend, DirEntry, Error, NAME_MAX};
 use crate::fuse::abi::{DirentHeader, EntryOut, InHeader, OpenIn, OpenOut, ReadIn, FUSE_ROOT_ID};
 use crate::fuse::dirent::{DirEntry as FuseDirEntry, DirentWriter};
 use crate::fuse::wire::Wire;
+use crate::linux;
 
 /// The size of one record for a name of `len` bytes, padded to 8.
 fn record_size(len: usize, plus: bool) -> usize {
@@ -42,7 +43,7 @@ impl<B: Backend> Server<B> {
     /// OPENDIR of the header's node (read-only, `O_DIRECTORY`: the guest's other flags mean
     /// nothing for a listing).
     pub(super) fn opendir(&self, h: &InHeader, _arg: &OpenIn) -> Reply {
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+        let flags = linux::O_RDONLY | linux::O_DIRECTORY;
         let fh = self.backend.open(h.nodeid, flags)?;
         self.files.insert(
             fh,
@@ -99,7 +100,7 @@ impl<B: Backend> Server<B> {
             match fits {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(_) => return Err(Error::refused(libc::EIO, "directory entry not encodable")),
+                Err(_) => return Err(Error::refused(linux::EIO, "directory entry not encodable")),
             }
         }
         Ok(w.into_bytes())

@@ -26,13 +26,14 @@ use crate::fuse::abi::{
 use crate::fuse::consts::flags::{
     FUSE_FSYNC_FDATASYNC, FUSE_RELEASE_FLOCK_UNLOCK, FUSE_RELEASE_FLUSH,
 };
+use crate::linux;
 
 /// The most COPY_FILE_RANGE copies in one request (4 GiB less 4 KiB: the reply's count is 32
 /// bits).
 pub const MAX_COPY: u64 = (u32::MAX - 0xfff) as u64;
 
 /// Open flags that mean nothing for a node already looked up.
-const DROPPED_FLAGS: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY;
+const DROPPED_FLAGS: i32 = linux::O_CREAT | linux::O_EXCL | linux::O_NOCTTY;
 
 /// The guest's open flags as a Linux `int`.
 fn open_flags(flags: u32) -> i32 {
@@ -60,7 +61,7 @@ impl<B: Backend> Server<B> {
 
     /// CREATE of regular file `name` in the header's node, opened.
     pub(super) fn create(&self, h: &InHeader, arg: &CreateIn, name: &[u8]) -> Reply {
-        let flags = open_flags(arg.flags) & !(libc::O_CREAT | libc::O_NOCTTY);
+        let flags = open_flags(arg.flags) & !(linux::O_CREAT | linux::O_NOCTTY);
         let mode = apply_umask(arg.mode, arg.umask) & 0o7777;
         let (entry, fh) = self
             .backend
@@ -69,7 +70,7 @@ impl<B: Backend> Server<B> {
             fh,
             OpenFile {
                 node: entry.node,
-                flags: flags & !libc::O_EXCL,
+                flags: flags & !linux::O_EXCL,
             },
         );
         Ok(body(&CreateOut {
@@ -135,7 +136,7 @@ impl<B: Backend> Server<B> {
     pub(super) fn fallocate(&self, arg: &FallocateIn) -> Reply {
         self.files.get(arg.fh)?;
         let mode = i32::try_from(arg.mode)
-            .map_err(|_| Error::refused(libc::EOPNOTSUPP, "unknown fallocate mode"))?;
+            .map_err(|_| Error::refused(linux::EOPNOTSUPP, "unknown fallocate mode"))?;
         self.backend
             .fallocate(arg.fh, mode, arg.offset, arg.length)?;
         Ok(Vec::new())
@@ -145,8 +146,8 @@ impl<B: Backend> Server<B> {
     pub(super) fn lseek(&self, arg: &LseekIn) -> Reply {
         self.files.get(arg.fh)?;
         let whence = match i32::try_from(arg.whence) {
-            Ok(w @ (libc::SEEK_SET | libc::SEEK_END | libc::SEEK_DATA | libc::SEEK_HOLE)) => w,
-            _ => return Err(Error::refused(libc::EINVAL, "unsupported whence")),
+            Ok(w @ (linux::SEEK_SET | linux::SEEK_END | linux::SEEK_DATA | linux::SEEK_HOLE)) => w,
+            _ => return Err(Error::refused(linux::EINVAL, "unsupported whence")),
         };
         // The kernel sends a signed loff_t in this unsigned field.
         let offset = self.backend.lseek(arg.fh, arg.offset as i64, whence)?;
@@ -158,7 +159,7 @@ impl<B: Backend> Server<B> {
         self.files.get(arg.fh_in)?;
         self.files.get(arg.fh_out)?;
         if arg.flags != 0 {
-            return Err(Error::refused(libc::EINVAL, "copy_file_range flags"));
+            return Err(Error::refused(linux::EINVAL, "copy_file_range flags"));
         }
         let len = arg.len.min(MAX_COPY);
         let n =

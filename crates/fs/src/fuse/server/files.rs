@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use crate::backend::{Error, HandleId, NodeId, Result};
+use crate::linux;
 
 /// One handle the guest holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,12 +20,18 @@ pub(super) struct OpenFile {
 impl OpenFile {
     /// Whether it was opened for reading.
     pub fn readable(&self) -> bool {
-        matches!(self.flags & libc::O_ACCMODE, libc::O_RDONLY | libc::O_RDWR)
+        matches!(
+            self.flags & linux::O_ACCMODE,
+            linux::O_RDONLY | linux::O_RDWR
+        )
     }
 
     /// Whether it was opened for writing.
     pub fn writable(&self) -> bool {
-        matches!(self.flags & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR)
+        matches!(
+            self.flags & linux::O_ACCMODE,
+            linux::O_WRONLY | linux::O_RDWR
+        )
     }
 }
 
@@ -35,7 +42,7 @@ pub(super) struct OpenFiles {
 }
 
 fn ebadf() -> Error {
-    Error::refused(libc::EBADF, "unknown file handle")
+    Error::refused(linux::EBADF, "unknown file handle")
 }
 
 impl OpenFiles {

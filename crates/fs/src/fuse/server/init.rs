@@ -34,6 +34,7 @@ use crate::fuse::abi::{
     InitIn, InitOut, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, MAX_WRITE,
 };
 use crate::fuse::consts::init_flags::*;
+use crate::linux;
 
 /// The oldest minor version the server speaks.
 pub const MIN_MINOR: u32 = 23;
@@ -68,11 +69,14 @@ impl<B: Backend> Server<B> {
                 minor = arg.minor,
                 "unsupported FUSE version"
             );
-            return Err(Error::refused(libc::EPROTO, "unsupported protocol version"));
+            return Err(Error::refused(
+                linux::EPROTO,
+                "unsupported protocol version",
+            ));
         }
         let mut session = self.session.write().unwrap_or_else(|e| e.into_inner());
         if session.is_some() {
-            return Err(Error::refused(libc::EPROTO, "INIT during a session"));
+            return Err(Error::refused(linux::EPROTO, "INIT during a session"));
         }
         let mut kernel = u64::from(arg.flags);
         if kernel & FUSE_INIT_EXT != 0 {

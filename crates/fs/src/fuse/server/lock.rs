@@ -57,6 +57,7 @@ use super::{body, relock, Reply, Server};
 use crate::backend::{Backend, Error, FlockOp, HandleId, Lock, LockType, NodeId, Result};
 use crate::fuse::abi::{FileLock, InHeader, LkIn, LkOut};
 use crate::fuse::consts::flags::FUSE_LK_FLOCK;
+use crate::linux;
 
 /// The first pause between attempts of a waiting lock.
 const FIRST_PAUSE: Duration = Duration::from_millis(1);
@@ -131,15 +132,15 @@ fn end_owner<B: Backend>(backend: &B, node: NodeId, owner: u64, o: Owner) {
 
 /// Opens an owner handle on the node of `file` (see the module doc).
 fn open_owner<B: Backend>(backend: &B, file: &OpenFile) -> Result<HandleId> {
-    match backend.open(file.node, libc::O_RDWR) {
+    match backend.open(file.node, linux::O_RDWR) {
         Ok(handle) => Ok(handle),
-        Err(e) if file.flags & libc::O_ACCMODE != libc::O_RDWR => {
+        Err(e) if file.flags & linux::O_ACCMODE != linux::O_RDWR => {
             tracing::debug!(
                 node = file.node,
                 errno = e.errno(),
                 "owner handle not O_RDWR"
             );
-            backend.open(file.node, file.flags & libc::O_ACCMODE)
+            backend.open(file.node, file.flags & linux::O_ACCMODE)
         }
         Err(e) => Err(e),
     }
@@ -172,7 +173,7 @@ impl OwnerLocks {
                 return Ok(());
             }
             if table.count >= MAX_OWNERS {
-                return Err(Error::refused(libc::ENOLCK, "too many lock owners"));
+                return Err(Error::refused(linux::ENOLCK, "too many lock owners"));
             }
             let handle = open_owner(backend, file)?;
             table.nodes.entry(file.node).or_default().insert(
@@ -188,7 +189,7 @@ impl OwnerLocks {
             .nodes
             .get_mut(&file.node)
             .and_then(|owners| owners.get_mut(&owner))
-            .ok_or(Error::refused(libc::EIO, "lock owner vanished"))?;
+            .ok_or(Error::refused(linux::EIO, "lock owner vanished"))?;
         if !o.fhs.contains(&fh) {
             o.fhs.push(fh);
         }
@@ -260,16 +261,16 @@ impl OwnerLocks {
 
 /// Whether a backend error means "a conflicting lock is held".
 fn is_conflict(e: &Error) -> bool {
-    matches!(e.errno(), libc::EAGAIN | libc::EACCES)
+    matches!(e.errno(), linux::EAGAIN | linux::EACCES)
 }
 
 /// The lock type of a `fuse_file_lock`.
 fn kind_of(typ: u32) -> Result<LockType> {
     match i32::try_from(typ) {
-        Ok(libc::F_RDLCK) => Ok(LockType::Read),
-        Ok(libc::F_WRLCK) => Ok(LockType::Write),
-        Ok(libc::F_UNLCK) => Ok(LockType::Unlock),
-        _ => Err(Error::refused(libc::EINVAL, "unknown lock type")),
+        Ok(linux::F_RDLCK) => Ok(LockType::Read),
+        Ok(linux::F_WRLCK) => Ok(LockType::Write),
+        Ok(linux::F_UNLCK) => Ok(LockType::Unlock),
+        _ => Err(Error::refused(linux::EINVAL, "unknown lock type")),
     }
 }
 
@@ -277,7 +278,7 @@ fn kind_of(typ: u32) -> Result<LockType> {
 fn backend_lock(lk: &FileLock) -> Result<Lock> {
     let kind = kind_of(lk.typ)?;
     if lk.start > OFFSET_MAX || lk.end < lk.start {
-        return Err(Error::refused(libc::EINVAL, "bad lock range"));
+        return Err(Error::refused(linux::EINVAL, "bad lock range"));
     }
     let len = if lk.end >= OFFSET_MAX {
         0
@@ -296,7 +297,7 @@ fn backend_lock(lk: &FileLock) -> Result<Lock> {
 fn fuse_lock(found: &Lock, asked: &FileLock) -> FileLock {
     if found.kind == LockType::Unlock {
         return FileLock {
-            typ: libc::F_UNLCK as u32,
+            typ: linux::F_UNLCK as u32,
             pid: 0,
             ..*asked
         };
@@ -308,9 +309,9 @@ fn fuse_lock(found: &Lock, asked: &FileLock) -> FileLock {
         start.saturating_add(found.len - 1).min(OFFSET_MAX)
     };
     let typ = if found.kind == LockType::Write {
-        libc::F_WRLCK
+        linux::F_WRLCK
     } else {
-        libc::F_RDLCK
+        linux::F_RDLCK
     };
     FileLock {
         start,
@@ -325,11 +326,11 @@ impl<B: Backend> Server<B> {
     pub(super) fn getlk(&self, arg: &LkIn) -> Reply {
         let file = self.files.get(arg.fh)?;
         if arg.lk_flags & FUSE_LK_FLOCK != 0 {
-            return Err(Error::refused(libc::EINVAL, "GETLK of a flock lock"));
+            return Err(Error::refused(linux::EINVAL, "GETLK of a flock lock"));
         }
         let lock = backend_lock(&arg.lk)?;
         if lock.kind == LockType::Unlock {
-            return Err(Error::refused(libc::EINVAL, "GETLK of F_UNLCK"));
+            return Err(Error::refused(linux::EINVAL, "GETLK of F_UNLCK"));
         }
         let found = self
             .locks
@@ -353,7 +354,7 @@ impl<B: Backend> Server<B> {
         };
         if !permitted {
             return Err(Error::refused(
-                libc::EBADF,
+                linux::EBADF,
                 "handle not open for this lock type",
             ));
         }
@@ -406,7 +407,7 @@ impl<B: Backend> Server<B> {
                 Err(e) if is_conflict(&e) => {
                     if waiting.cancelled() {
                         tracing::debug!(unique, "lock wait interrupted");
-                        return Err(Error::refused(libc::EINTR, "lock wait interrupted"));
+                        return Err(Error::refused(linux::EINTR, "lock wait interrupted"));
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(MAX_PAUSE);

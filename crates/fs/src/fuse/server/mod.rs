@@ -60,7 +60,8 @@ mod init;
 mod lock;
 mod xattr;
 
-#[cfg(test)]
+// Run against the Linux backends on a temporary directory.
+#[cfg(all(test, target_os = "linux"))]
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
@@ -79,6 +80,7 @@ use super::reply::{reply_data, reply_error};
 use super::request::{decode_request_with, Negotiated, Operation};
 use super::wire::{FuseWireError, Wire};
 use crate::backend::{Attr, Backend, Entry, Error, Result};
+use crate::linux;
 
 /// How many INTERRUPTs for requests not (yet) running are remembered.
 pub const EARLY_INTERRUPTS: usize = 64;
@@ -201,7 +203,7 @@ impl<B: Backend> Server<B> {
             Operation::Init(arg) => self.init(arg),
             op => match session {
                 Some(s) => self.dispatch(h, op, s),
-                None => Err(Error::refused(libc::EIO, "request before INIT")),
+                None => Err(Error::refused(linux::EIO, "request before INIT")),
             },
         };
         Some(encode_reply(h, result))
@@ -245,12 +247,12 @@ impl<B: Backend> Server<B> {
             O::Fallocate(arg) => self.fallocate(arg),
             O::Lseek(arg) => self.lseek(arg),
             O::CopyFileRange(arg) => self.copy_file_range(arg),
-            O::Tmpfile { .. } => Err(Error::refused(libc::ENOSYS, "no unnamed files")),
-            O::Syncfs(_) => Err(Error::refused(libc::ENOSYS, "no syncfs in the backend")),
-            O::Unknown(_) => Err(Error::refused(libc::ENOSYS, "unknown opcode")),
+            O::Tmpfile { .. } => Err(Error::refused(linux::ENOSYS, "no unnamed files")),
+            O::Syncfs(_) => Err(Error::refused(linux::ENOSYS, "no syncfs in the backend")),
+            O::Unknown(_) => Err(Error::refused(linux::ENOSYS, "unknown opcode")),
             // Handled before dispatch.
             O::Init(_) | O::Forget(_) | O::BatchForget(_) | O::Interrupt(_) => {
-                Err(Error::refused(libc::EIO, "misrouted request"))
+                Err(Error::refused(linux::EIO, "misrouted request"))
             }
         }
     }
@@ -292,7 +294,7 @@ fn encode_reply(h: &InHeader, result: Reply) -> Vec<u8> {
     match result {
         Ok(body) => reply_data(h.unique, &body).unwrap_or_else(|e| {
             tracing::debug!(unique = h.unique, error = %e, "FUSE reply too large");
-            reply_error(h.unique, libc::EIO)
+            reply_error(h.unique, linux::EIO)
         }),
         Err(e) => {
             let errno = e.errno();
@@ -321,9 +323,9 @@ fn undecodable(request: &[u8], e: &FuseWireError) -> Option<Vec<u8>> {
         return None;
     }
     let errno = match e {
-        FuseWireError::NameTooLong { .. } => libc::ENAMETOOLONG,
-        FuseWireError::XattrValueTooLarge(_) => libc::E2BIG,
-        _ => libc::EINVAL,
+        FuseWireError::NameTooLong { .. } => linux::ENAMETOOLONG,
+        FuseWireError::XattrValueTooLarge(_) => linux::E2BIG,
+        _ => linux::EINVAL,
     };
     Some(reply_error(unique, errno))
 }

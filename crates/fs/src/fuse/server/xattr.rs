@@ -8,12 +8,13 @@
 use super::{body, Reply, Server};
 use crate::backend::{Backend, Error};
 use crate::fuse::abi::{GetxattrIn, GetxattrOut, InHeader, SetxattrIn, MAX_XATTR_VALUE_LEN};
+use crate::linux;
 
 /// The answer to GETXATTR or LISTXATTR for `value` and the caller's buffer `size`.
 fn sized(value: Vec<u8>, size: u32) -> Reply {
     if value.len() > MAX_XATTR_VALUE_LEN {
         return Err(Error::refused(
-            libc::E2BIG,
+            linux::E2BIG,
             "xattr value or list over 64 KiB",
         ));
     }
@@ -26,7 +27,7 @@ fn sized(value: Vec<u8>, size: u32) -> Reply {
         }));
     }
     if len > size {
-        return Err(Error::refused(libc::ERANGE, "xattr buffer too small"));
+        return Err(Error::refused(linux::ERANGE, "xattr buffer too small"));
     }
     Ok(value)
 }

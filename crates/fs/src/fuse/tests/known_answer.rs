@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::fuse::consts::init_flags::*;
+use crate::linux;
 
 /// FUSE_INIT as 6.1's `fuse_send_init` sends it for virtio-fs without DAX: the first request
 /// (unique 2, nodeid 0, no credentials), protocol 7.37, readahead 32 pages, the flags the
@@ -111,7 +112,7 @@ fn test_lookup_request_known_bytes_decode() {
 
 #[test]
 fn test_reply_error_enoent_known_bytes() {
-    let buf = reply_error(2, libc::ENOENT);
+    let buf = reply_error(2, linux::ENOENT);
     assert_eq!(
         buf,
         [

@@ -1,17 +1,18 @@
 //! Reply encoders and decoders, and directory entry packing.
 
 use super::*;
+use crate::linux;
 
 #[test]
 fn test_reply_error_out_of_range_errno_sends_eio() {
     for errno in [0, -1, 512, 4095, i32::MAX, i32::MIN] {
         let buf = reply_error(1, errno);
         let reply = decode_reply(&buf).unwrap();
-        assert_eq!(reply.errno(), Some(libc::EIO), "errno {errno}");
+        assert_eq!(reply.errno(), Some(linux::EIO), "errno {errno}");
     }
-    let buf = reply_error(1, libc::ENOSYS);
+    let buf = reply_error(1, linux::ENOSYS);
     let reply = decode_reply(&buf).unwrap();
-    assert_eq!(reply.errno(), Some(libc::ENOSYS));
+    assert_eq!(reply.errno(), Some(linux::ENOSYS));
     assert!(reply.body.is_empty());
 }
 

@@ -2,6 +2,7 @@
 
 use super::{qid_of, Reply, Server};
 use crate::backend::{Backend, Error, Result, SetAttr, TimeSet, Timespec};
+use crate::linux;
 use crate::p9::consts::{getattr, max_read_count, setattr as valid};
 use crate::p9::rmessage::{Rgetattr, Rmessage, Rreadlink, Rsetattr, Rstatfs};
 use crate::p9::tmessage::{Tgetattr, Treadlink, Tsetattr, Tstatfs};
@@ -12,7 +13,7 @@ fn timespec(sec: u64, nsec: u64) -> Result<Timespec> {
     let nsec = u32::try_from(nsec)
         .ok()
         .filter(|n| *n < 1_000_000_000)
-        .ok_or_else(|| Error::refused(libc::EINVAL, "nanoseconds out of range"))?;
+        .ok_or_else(|| Error::refused(linux::EINVAL, "nanoseconds out of range"))?;
     Ok(Timespec {
         sec: i64::from_ne_bytes(sec.to_ne_bytes()),
         nsec,
@@ -113,7 +114,7 @@ impl<B: Backend> Server<B> {
         let target = self.backend.readlink(node)?;
         let limit = usize::try_from(max_read_count(self.msize())).unwrap_or(usize::MAX);
         if target.len() > limit || target.len() > usize::from(u16::MAX) {
-            return Err(Error::refused(libc::ENAMETOOLONG, "link target too long"));
+            return Err(Error::refused(linux::ENAMETOOLONG, "link target too long"));
         }
         Ok(Rmessage::Readlink(Rreadlink {
             target: target.into(),

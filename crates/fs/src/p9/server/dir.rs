@@ -8,6 +8,7 @@
 use super::fids::{ebadf, lock_live};
 use super::{qid_of, Reply, Server};
 use crate::backend::{dtype, Backend, Entry, Error, Result, ROOT_NODE};
+use crate::linux;
 use crate::p9::consts::{max_read_count, qid_type, unlinkat_flags};
 use crate::p9::dirent::{DirEntry, DirentWriter};
 use crate::p9::rmessage::{
@@ -96,10 +97,10 @@ impl<B: Backend> Server<B> {
         if writer.is_empty() {
             if let Some(err) = failure {
                 tracing::debug!(error = %err, "directory entry cannot be sent");
-                return Err(Error::refused(libc::EIO, "directory entry cannot be sent"));
+                return Err(Error::refused(linux::EIO, "directory entry cannot be sent"));
             }
             if too_small {
-                return Err(Error::refused(libc::EINVAL, "readdir count too small"));
+                return Err(Error::refused(linux::EINVAL, "readdir count too small"));
             }
         }
         Ok(Rmessage::Readdir(writer.finish()))
@@ -204,7 +205,7 @@ impl<B: Backend> Server<B> {
     pub(super) fn unlinkat(&self, t: &Tunlinkat) -> Reply {
         let (dir, _) = self.dir_of(t.dirfd)?;
         if t.flags & !unlinkat_flags::REMOVEDIR != 0 {
-            return Err(Error::refused(libc::EINVAL, "unknown unlinkat flags"));
+            return Err(Error::refused(linux::EINVAL, "unknown unlinkat flags"));
         }
         if t.flags & unlinkat_flags::REMOVEDIR != 0 {
             self.backend.rmdir(dir, t.name.as_bytes())?;

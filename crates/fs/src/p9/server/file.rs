@@ -7,6 +7,7 @@
 use super::fids::{ebadf, lock_live, FidState, PathElem};
 use super::{qid_of, Reply, Server};
 use crate::backend::{Backend, Error, Result};
+use crate::linux;
 use crate::p9::consts::{max_read_count, open_flags as p9};
 use crate::p9::rmessage::{Rfsync, Rlcreate, Rlopen, Rmessage, Rread, Rwrite};
 use crate::p9::tmessage::{Tfsync, Tlcreate, Tlopen, Tread, Twrite};
@@ -15,32 +16,32 @@ use crate::p9::wire::Data;
 /// `P9_DOTL_*` open flags and the Linux `O_*` flags they stand for (the same numbers on
 /// x86-64 and arm64 Linux, converted one by one all the same).
 const FLAG_MAP: &[(u32, i32)] = &[
-    (p9::CREATE, libc::O_CREAT),
-    (p9::EXCL, libc::O_EXCL),
-    (p9::NOCTTY, libc::O_NOCTTY),
-    (p9::TRUNC, libc::O_TRUNC),
-    (p9::APPEND, libc::O_APPEND),
-    (p9::NONBLOCK, libc::O_NONBLOCK),
-    (p9::DSYNC, libc::O_DSYNC),
-    (p9::FASYNC, libc::O_ASYNC),
-    (p9::DIRECT, libc::O_DIRECT),
-    (p9::LARGEFILE, libc::O_LARGEFILE),
-    (p9::DIRECTORY, libc::O_DIRECTORY),
-    (p9::NOFOLLOW, libc::O_NOFOLLOW),
-    (p9::NOATIME, libc::O_NOATIME),
-    (p9::CLOEXEC, libc::O_CLOEXEC),
+    (p9::CREATE, linux::O_CREAT),
+    (p9::EXCL, linux::O_EXCL),
+    (p9::NOCTTY, linux::O_NOCTTY),
+    (p9::TRUNC, linux::O_TRUNC),
+    (p9::APPEND, linux::O_APPEND),
+    (p9::NONBLOCK, linux::O_NONBLOCK),
+    (p9::DSYNC, linux::O_DSYNC),
+    (p9::FASYNC, linux::O_ASYNC),
+    (p9::DIRECT, linux::O_DIRECT),
+    (p9::LARGEFILE, linux::O_LARGEFILE),
+    (p9::DIRECTORY, linux::O_DIRECTORY),
+    (p9::NOFOLLOW, linux::O_NOFOLLOW),
+    (p9::NOATIME, linux::O_NOATIME),
+    (p9::CLOEXEC, linux::O_CLOEXEC),
     // P9_DOTL_SYNC is Linux's O_SYNC, which includes O_DSYNC's bit.
-    (p9::SYNC, libc::O_SYNC),
+    (p9::SYNC, linux::O_SYNC),
 ];
 
 /// Converts Tlopen/Tlcreate flags to Linux open flags. Unknown bits are ignored (the Linux
 /// client passes only the flags it maps); the access mode `NOACCESS` is refused.
 pub(super) fn open_flags(flags: u32) -> Result<i32> {
     let mut out = match flags & p9::ACCMODE {
-        p9::RDONLY => libc::O_RDONLY,
-        p9::WRONLY => libc::O_WRONLY,
-        p9::RDWR => libc::O_RDWR,
-        _ => return Err(Error::refused(libc::EINVAL, "open without read or write")),
+        p9::RDONLY => linux::O_RDONLY,
+        p9::WRONLY => linux::O_WRONLY,
+        p9::RDWR => linux::O_RDWR,
+        _ => return Err(Error::refused(linux::EINVAL, "open without read or write")),
     };
     for (bit, host) in FLAG_MAP {
         if flags & bit == *bit {
@@ -134,7 +135,7 @@ impl<B: Backend> Server<B> {
             }
         };
         let n = self.backend.write(handle, t.offset, &t.data.0)?;
-        let count = u32::try_from(n).map_err(|_| Error::refused(libc::EIO, "oversized write"))?;
+        let count = u32::try_from(n).map_err(|_| Error::refused(linux::EIO, "oversized write"))?;
         Ok(Rmessage::Write(Rwrite { count }))
     }
 
@@ -149,7 +150,7 @@ impl<B: Backend> Server<B> {
 /// Copies `data` into a fixed-size attribute value at `offset`; bytes past the declared size
 /// are not taken (`ENOSPC` if none fit).
 fn write_at(value: &mut [u8], offset: u64, data: &[u8]) -> Result<u32> {
-    let nospc = || Error::refused(libc::ENOSPC, "write past the declared xattr size");
+    let nospc = || Error::refused(linux::ENOSPC, "write past the declared xattr size");
     let start = usize::try_from(offset).map_err(|_| nospc())?;
     let room = value.len().checked_sub(start).ok_or_else(nospc)?;
     let n = data.len().min(room);

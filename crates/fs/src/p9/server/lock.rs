@@ -59,6 +59,7 @@ use std::time::Duration;
 use super::fids::{lock as lock_mutex, lock_live};
 use super::{Reply, Server};
 use crate::backend::{Backend, Error, HandleId, Lock, LockType, NodeId, Result};
+use crate::linux;
 use crate::p9::consts::{lock_flags, lock_status, lock_type};
 use crate::p9::rmessage::{Rgetlock, Rlock, Rmessage};
 use crate::p9::tmessage::{Tgetlock, Tlock};
@@ -146,10 +147,10 @@ fn end_owner<B: Backend>(backend: &B, node: NodeId, key: &OwnerKey, o: Owner) {
 
 /// Opens an owner handle on `node` for a fid opened with `flags` (see the module doc).
 fn open_owner<B: Backend>(backend: &B, node: NodeId, flags: i32) -> Result<HandleId> {
-    let accmode = flags & libc::O_ACCMODE;
-    match backend.open(node, libc::O_RDWR) {
+    let accmode = flags & linux::O_ACCMODE;
+    match backend.open(node, linux::O_RDWR) {
         Ok(handle) => Ok(handle),
-        Err(e) if accmode != libc::O_RDWR => {
+        Err(e) if accmode != linux::O_RDWR => {
             tracing::debug!(node, errno = e.errno(), "lock owner handle not O_RDWR");
             backend.open(node, accmode)
         }
@@ -159,10 +160,10 @@ fn open_owner<B: Backend>(backend: &B, node: NodeId, flags: i32) -> Result<Handl
 
 /// Whether a fid opened with `flags` may take a lock of type `kind`.
 fn permits(flags: i32, kind: LockType) -> bool {
-    let accmode = flags & libc::O_ACCMODE;
+    let accmode = flags & linux::O_ACCMODE;
     match kind {
-        LockType::Read => matches!(accmode, libc::O_RDONLY | libc::O_RDWR),
-        LockType::Write => matches!(accmode, libc::O_WRONLY | libc::O_RDWR),
+        LockType::Read => matches!(accmode, linux::O_RDONLY | linux::O_RDWR),
+        LockType::Write => matches!(accmode, linux::O_WRONLY | linux::O_RDWR),
         LockType::Unlock => true,
     }
 }
@@ -205,8 +206,8 @@ impl OwnerLocks {
         }
     }
 
-    /// How many owners exist (for tests).
-    #[cfg(test)]
+    /// How many owners exist (for the server tests, which run on Linux).
+    #[cfg(all(test, target_os = "linux"))]
     pub(super) fn len(&self) -> usize {
         lock_mutex(&self.table).count
     }
@@ -217,7 +218,7 @@ fn kind_of(ty: u8) -> Result<LockType> {
         lock_type::RDLCK => Ok(LockType::Read),
         lock_type::WRLCK => Ok(LockType::Write),
         lock_type::UNLCK => Ok(LockType::Unlock),
-        _ => Err(Error::refused(libc::EINVAL, "unknown lock type")),
+        _ => Err(Error::refused(linux::EINVAL, "unknown lock type")),
     }
 }
 
@@ -231,7 +232,7 @@ fn wire_type(kind: LockType) -> u8 {
 
 /// Whether a backend error means "a conflicting lock is held".
 fn is_conflict(e: &Error) -> bool {
-    matches!(e.errno(), libc::EAGAIN | libc::EACCES)
+    matches!(e.errno(), linux::EAGAIN | linux::EACCES)
 }
 
 impl<B: Backend> Server<B> {
@@ -268,7 +269,7 @@ impl<B: Backend> Server<B> {
                 Err(e) if is_conflict(&e) => {
                     if cancel.load(Ordering::Acquire) {
                         tracing::debug!(fid = t.fid, "blocking lock cancelled");
-                        return Err(Error::refused(libc::EINTR, "lock wait flushed"));
+                        return Err(Error::refused(linux::EINTR, "lock wait flushed"));
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(MAX_PAUSE);
@@ -287,7 +288,7 @@ impl<B: Backend> Server<B> {
         let node = f.node()?;
         if !permits(flags, lock.kind) {
             return Err(Error::refused(
-                libc::EBADF,
+                linux::EBADF,
                 "fid not open for this lock type",
             ));
         }
@@ -298,7 +299,7 @@ impl<B: Backend> Server<B> {
                 return Ok(());
             }
             if table.count >= MAX_OWNERS {
-                return Err(Error::refused(libc::ENOLCK, "too many lock owners"));
+                return Err(Error::refused(linux::ENOLCK, "too many lock owners"));
             }
             let handle = open_owner(&self.backend, node, flags)?;
             table.nodes.entry(node).or_default().insert(
@@ -314,7 +315,7 @@ impl<B: Backend> Server<B> {
             .nodes
             .get_mut(&node)
             .and_then(|owners| owners.get_mut(key))
-            .ok_or(Error::refused(libc::EIO, "lock owner vanished"))?;
+            .ok_or(Error::refused(linux::EIO, "lock owner vanished"))?;
         if !o.fids.contains(&num) {
             o.fids.push(num);
         }

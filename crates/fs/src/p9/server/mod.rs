@@ -54,7 +54,8 @@ mod session;
 mod walk;
 mod xattr;
 
-#[cfg(test)]
+// Run against the Linux backends on a temporary directory.
+#[cfg(all(test, target_os = "linux"))]
 mod tests;
 
 use std::collections::HashMap;
@@ -69,6 +70,7 @@ use super::rmessage::{Rlerror, Rmessage};
 use super::tmessage::Tmessage;
 use super::wire::{errno, Qid, MAX_MSIZE};
 use crate::backend::{Attr, Backend, Error};
+use crate::linux;
 
 /// The smallest msize the server negotiates (the Linux client refuses anything smaller).
 pub const MIN_MSIZE: u32 = 4096;
@@ -241,9 +243,9 @@ pub(super) fn qid_of(attr: &Attr) -> Qid {
 
 /// Qid type bits for a `st_mode`.
 pub(super) fn qid_type_of_mode(mode: u32) -> u8 {
-    match mode & libc::S_IFMT {
-        libc::S_IFDIR => qid_type::DIR,
-        libc::S_IFLNK => qid_type::SYMLINK,
+    match mode & linux::S_IFMT {
+        linux::S_IFDIR => qid_type::DIR,
+        linux::S_IFLNK => qid_type::SYMLINK,
         _ => qid_type::FILE,
     }
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use super::fids::{ebadf, lock, Fid, FidInner, FidState, PathElem};
 use super::{qid_of, Reply, Server, MIN_MSIZE};
 use crate::backend::{Backend, Error, Result, ROOT_NODE};
+use crate::linux;
 use crate::p9::consts::{NOFID, NONUNAME, VERSION_9P2000_L, VERSION_UNKNOWN};
 use crate::p9::rmessage::{Rattach, Rclunk, Rflush, Rmessage, Rversion};
 use crate::p9::tmessage::{Tattach, Tauth, Tclunk, Tflush, Tversion};
@@ -38,7 +39,7 @@ impl<B: Backend> Server<B> {
     /// Tauth: authentication is not offered (`EOPNOTSUPP`, as QEMU answers).
     pub(super) fn auth(&self, _t: &Tauth) -> Reply {
         Err(Error::refused(
-            libc::EOPNOTSUPP,
+            linux::EOPNOTSUPP,
             "9P authentication is not supported",
         ))
     }

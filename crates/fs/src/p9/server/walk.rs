@@ -12,6 +12,7 @@
 use super::fids::{ebadf, lock_live, FidInner, FidState, PathElem};
 use super::{qid_of, Reply, Server};
 use crate::backend::{Backend, Error, Result};
+use crate::linux;
 use crate::p9::rmessage::{Rmessage, Rwalk};
 use crate::p9::tmessage::Twalk;
 use crate::p9::wire::Name;
@@ -21,7 +22,7 @@ fn check_walk_name(name: &Name) -> Result<()> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes.contains(&b'/') || bytes.contains(&0) {
         return Err(Error::refused(
-            libc::EINVAL,
+            linux::EINVAL,
             "walk element is not one component",
         ));
     }

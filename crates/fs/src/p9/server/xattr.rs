@@ -12,6 +12,7 @@
 use super::fids::{ebadf, lock_live, FidInner, FidState, XattrWrite};
 use super::{Reply, Server};
 use crate::backend::{Backend, Error, NodeId, Result, XATTR_CREATE, XATTR_REPLACE};
+use crate::linux;
 use crate::p9::rmessage::{Rmessage, Rxattrcreate, Rxattrwalk};
 use crate::p9::tmessage::{Txattrcreate, Txattrwalk};
 
@@ -53,16 +54,16 @@ impl<B: Backend> Server<B> {
     /// Txattrcreate (see the module doc).
     pub(super) fn xattrcreate(&self, t: &Txattrcreate) -> Reply {
         if t.flags & !(XATTR_CREATE | XATTR_REPLACE) != 0 {
-            return Err(Error::refused(libc::EINVAL, "unknown xattr flags"));
+            return Err(Error::refused(linux::EINVAL, "unknown xattr flags"));
         }
         if t.name.is_empty() {
-            return Err(Error::refused(libc::EINVAL, "empty xattr name"));
+            return Err(Error::refused(linux::EINVAL, "empty xattr name"));
         }
         if t.attr_size > XATTR_SIZE_MAX {
-            return Err(Error::refused(libc::E2BIG, "xattr value too large"));
+            return Err(Error::refused(linux::E2BIG, "xattr value too large"));
         }
         let size = usize::try_from(t.attr_size)
-            .map_err(|_| Error::refused(libc::E2BIG, "xattr value too large"))?;
+            .map_err(|_| Error::refused(linux::E2BIG, "xattr value too large"))?;
         let fid = self.fids.get(t.fid)?;
         let mut f = lock_live(&fid)?;
         if !matches!(f.state, FidState::Walked) {

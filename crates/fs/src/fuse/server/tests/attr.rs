@@ -5,6 +5,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use super::*;
 use crate::fuse::consts::fattr::*;
 use crate::fuse::consts::flags::FUSE_GETATTR_FH;
+use crate::linux;
 
 fn setattr(fx: &Fixture, node: u64, arg: SetattrIn) -> Result<Attr, i32> {
     fx.call(node, Operation::Setattr(arg))
@@ -36,7 +37,7 @@ fn test_getattr_root_and_file_match_host() {
     let root = fx.getattr(ROOT).unwrap();
     let file = fx.getattr(f).unwrap();
 
-    assert_eq!(root.mode & libc::S_IFMT, libc::S_IFDIR);
+    assert_eq!(root.mode & linux::S_IFMT, linux::S_IFDIR);
     assert_eq!(file.ino, meta.ino());
     assert_eq!(file.size, 5);
     assert_eq!(file.mode, meta.mode());
@@ -49,7 +50,7 @@ fn test_getattr_root_and_file_match_host() {
 fn test_getattr_unknown_node_is_estale() {
     let fx = Fixture::new();
 
-    assert_eq!(fx.getattr(424242), Err(libc::ESTALE));
+    assert_eq!(fx.getattr(424242), Err(linux::ESTALE));
 }
 
 #[test]
@@ -68,7 +69,7 @@ fn test_getattr_with_fh_valid_ok_unknown_ebadf() {
     let bad = fx.err(node, with(fh + 1000));
 
     assert_eq!(good.attr.size, 3);
-    assert_eq!(bad, libc::EBADF);
+    assert_eq!(bad, linux::EBADF);
 }
 
 #[test]
@@ -82,7 +83,7 @@ fn test_setattr_mode_owner_and_times_applied() {
         f,
         SetattrIn {
             valid: FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_ATIME | FATTR_MTIME | FATTR_CTIME,
-            mode: libc::S_IFREG | 0o640,
+            mode: linux::S_IFREG | 0o640,
             uid: fx.uid,
             gid: fx.gid,
             atime: 1_000_000,
@@ -96,7 +97,7 @@ fn test_setattr_mode_owner_and_times_applied() {
 
     let meta = std::fs::metadata(fx.path("f")).unwrap();
     assert_eq!(meta.mode() & 0o7777, 0o640);
-    assert_eq!(attr.mode, libc::S_IFREG | 0o640);
+    assert_eq!(attr.mode, linux::S_IFREG | 0o640);
     assert_eq!((meta.atime(), meta.atime_nsec()), (1_000_000, 5));
     assert_eq!((meta.mtime(), meta.mtime_nsec()), (2_000_000, 7));
     assert_eq!((attr.mtime, attr.mtimensec), (2_000_000, 7));
@@ -198,9 +199,9 @@ fn test_setattr_unknown_fh_ebadf_bad_nsec_einval_dir_size_eisdir() {
         },
     );
 
-    assert_eq!(bad_fh, Err(libc::EBADF));
-    assert_eq!(bad_nsec, Err(libc::EINVAL));
-    assert_eq!(dir_size, Err(libc::EISDIR));
+    assert_eq!(bad_fh, Err(linux::EBADF));
+    assert_eq!(bad_nsec, Err(linux::EINVAL));
+    assert_eq!(dir_size, Err(linux::EISDIR));
 }
 
 #[test]
@@ -212,7 +213,7 @@ fn test_statfs_reports_host_file_system() {
     assert!(st.bsize > 0);
     assert!(st.blocks > 0);
     assert_eq!(st.namelen, 255);
-    assert_eq!(fx.err(31337, Operation::Statfs), libc::ESTALE);
+    assert_eq!(fx.err(31337, Operation::Statfs), linux::ESTALE);
 }
 
 #[test]
@@ -226,7 +227,7 @@ fn test_access_root_reads_writes_anything_executes_only_with_x_bit() {
     let x = fx.lookup(ROOT, "x").nodeid;
 
     assert!(access_as(&fx, f, 0, 0, 6).is_ok());
-    assert_eq!(access_as(&fx, f, 0, 0, 1), Err(libc::EACCES));
+    assert_eq!(access_as(&fx, f, 0, 0, 1), Err(linux::EACCES));
     assert!(access_as(&fx, x, 0, 0, 7).is_ok());
     assert!(access_as(&fx, ROOT, 0, 0, 1).is_ok());
 }
@@ -246,11 +247,11 @@ fn test_access_user_classes_owner_group_other() {
     assert!(access_as(&fx, f, owner, other_group, 6).is_ok());
     // Group: r--.
     assert!(access_as(&fx, f, stranger, group, 4).is_ok());
-    assert_eq!(access_as(&fx, f, stranger, group, 2), Err(libc::EACCES));
+    assert_eq!(access_as(&fx, f, stranger, group, 2), Err(linux::EACCES));
     // Other: --x.
     assert_eq!(
         access_as(&fx, f, stranger, other_group, 4),
-        Err(libc::EACCES)
+        Err(linux::EACCES)
     );
     // F_OK: exists.
     assert!(access_as(&fx, f, stranger, other_group, 0).is_ok());
@@ -261,6 +262,6 @@ fn test_access_user_classes_owner_group_other() {
 fn test_access_unknown_bits_einval_missing_node_estale() {
     let fx = Fixture::new();
 
-    assert_eq!(access_as(&fx, ROOT, 0, 0, 8), Err(libc::EINVAL));
-    assert_eq!(access_as(&fx, 5555, 0, 0, 0), Err(libc::ESTALE));
+    assert_eq!(access_as(&fx, ROOT, 0, 0, 8), Err(linux::EINVAL));
+    assert_eq!(access_as(&fx, 5555, 0, 0, 0), Err(linux::ESTALE));
 }

@@ -4,6 +4,7 @@ use std::os::unix::fs::MetadataExt;
 
 use super::*;
 use crate::fuse::{parse_direntplus, parse_dirents};
+use crate::linux;
 
 pub(super) fn opendir<B: Backend>(fx: &Fixture<B>, node: u64) -> Result<u64, i32> {
     fx.call(node, Operation::Opendir(OpenIn::default()))
@@ -109,10 +110,10 @@ fn test_opendir_of_file_enotdir_readdir_unknown_fh_ebadf() {
     fx.put("f", b"");
     let f = fx.lookup(ROOT, "f").nodeid;
 
-    assert_eq!(opendir(&fx, f), Err(libc::ENOTDIR));
+    assert_eq!(opendir(&fx, f), Err(linux::ENOTDIR));
     assert_eq!(
         fx.err(ROOT, Operation::Readdir(read_in(999, 0, 4096))),
-        libc::EBADF
+        linux::EBADF
     );
 }
 
@@ -145,7 +146,7 @@ fn test_releasedir_and_fsyncdir() {
 
     assert_eq!(synced, Ok(Vec::new()));
     assert_eq!(released, Ok(Vec::new()));
-    assert_eq!(again, libc::EBADF);
+    assert_eq!(again, linux::EBADF);
 }
 
 #[test]
@@ -184,12 +185,12 @@ fn test_readdirplus_each_entry_is_exactly_one_lookup_reference() {
         // One reference: alive before the forget, gone after it.
         assert!(fx.getattr(out.nodeid).is_ok(), "{name}");
         fx.forget(out.nodeid, 1);
-        assert_eq!(fx.getattr(out.nodeid), Err(libc::ESTALE), "{name}");
+        assert_eq!(fx.getattr(out.nodeid), Err(linux::ESTALE), "{name}");
     }
     // The directory's own reference (its LOOKUP) was not touched by its "." entry.
     assert!(fx.getattr(d).is_ok());
     fx.forget(d, 1);
-    assert_eq!(fx.getattr(d), Err(libc::ESTALE));
+    assert_eq!(fx.getattr(d), Err(linux::ESTALE));
 }
 
 #[test]
@@ -208,7 +209,7 @@ fn test_readdirplus_adds_to_references_from_lookup() {
     fx.forget(a, 2);
     assert!(fx.getattr(a).is_ok());
     fx.forget(a, 1);
-    assert_eq!(fx.getattr(a), Err(libc::ESTALE));
+    assert_eq!(fx.getattr(a), Err(linux::ESTALE));
 }
 
 #[test]
@@ -241,7 +242,7 @@ fn test_readdirplus_dangling_symlink_is_one_reference_to_the_link() {
     let list = readdirplus(&fx, d, fh, 4096);
 
     let (_, out, _) = list.iter().find(|(n, _, _)| n == "l").unwrap();
-    assert_eq!(out.attr.mode & libc::S_IFMT, libc::S_IFLNK);
+    assert_eq!(out.attr.mode & linux::S_IFMT, linux::S_IFLNK);
     fx.forget(out.nodeid, 1);
-    assert_eq!(fx.getattr(out.nodeid), Err(libc::ESTALE));
+    assert_eq!(fx.getattr(out.nodeid), Err(linux::ESTALE));
 }

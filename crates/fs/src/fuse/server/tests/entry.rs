@@ -5,6 +5,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use super::*;
 use crate::backend::{RENAME_EXCHANGE, RENAME_NOREPLACE};
+use crate::linux;
 
 fn mkdir(fx: &Fixture, parent: u64, name: &str, mode: u32, umask: u32) -> Result<EntryOut, i32> {
     fx.call(
@@ -43,7 +44,7 @@ fn test_lookup_existing_file_returns_node_and_attrs() {
     assert!(e.nodeid > ROOT);
     assert_eq!(e.attr.ino, ino);
     assert_eq!(e.attr.size, 5);
-    assert_eq!(e.attr.mode & libc::S_IFMT, libc::S_IFREG);
+    assert_eq!(e.attr.mode & linux::S_IFMT, linux::S_IFREG);
     assert_eq!(e.attr.nlink, 1);
     assert_eq!((e.entry_valid, e.attr_valid), (1, 1));
 }
@@ -54,7 +55,7 @@ fn test_lookup_missing_is_enoent() {
 
     assert_eq!(
         fx.err(ROOT, Operation::Lookup { name: b"nope" }),
-        libc::ENOENT
+        linux::ENOENT
     );
 }
 
@@ -72,7 +73,7 @@ fn test_forget_drops_lookup_references_one_by_one() {
 
     assert_eq!(a, b);
     assert!(after_one.is_ok());
-    assert_eq!(after_two, Err(libc::ESTALE));
+    assert_eq!(after_two, Err(linux::ESTALE));
 }
 
 #[test]
@@ -97,8 +98,8 @@ fn test_batch_forget_drops_every_listed_node() {
     let reply = fx.send(fx.header(0), Operation::BatchForget(list));
 
     assert!(reply.is_none());
-    assert_eq!(fx.getattr(f), Err(libc::ESTALE));
-    assert_eq!(fx.getattr(g), Err(libc::ESTALE));
+    assert_eq!(fx.getattr(f), Err(linux::ESTALE));
+    assert_eq!(fx.getattr(g), Err(linux::ESTALE));
     assert!(fx.getattr(ROOT).is_ok());
 }
 
@@ -111,7 +112,7 @@ fn test_mkdir_applies_umask_and_caller_owner() {
     let meta = std::fs::metadata(fx.path("d")).unwrap();
     assert!(meta.is_dir());
     assert_eq!(meta.mode() & 0o7777, 0o750);
-    assert_eq!(e.attr.mode, libc::S_IFDIR | 0o750);
+    assert_eq!(e.attr.mode, linux::S_IFDIR | 0o750);
     assert_eq!((meta.uid(), meta.gid()), (fx.uid, fx.gid));
 }
 
@@ -120,14 +121,14 @@ fn test_mkdir_existing_is_eexist() {
     let fx = Fixture::new();
     std::fs::create_dir(fx.path("d")).unwrap();
 
-    assert_eq!(mkdir(&fx, ROOT, "d", 0o755, 0), Err(libc::EEXIST));
+    assert_eq!(mkdir(&fx, ROOT, "d", 0o755, 0), Err(linux::EEXIST));
 }
 
 #[test]
 fn test_mkdir_in_missing_node_is_error() {
     let fx = Fixture::new();
 
-    assert_eq!(mkdir(&fx, 9999, "d", 0o755, 0), Err(libc::ESTALE));
+    assert_eq!(mkdir(&fx, 9999, "d", 0o755, 0), Err(linux::ESTALE));
 }
 
 #[test]
@@ -135,7 +136,7 @@ fn test_mknod_fifo_created_existing_eexist() {
     let fx = Fixture::new();
     let op = || Operation::Mknod {
         arg: MknodIn {
-            mode: libc::S_IFIFO | 0o666,
+            mode: linux::S_IFIFO | 0o666,
             rdev: 0,
             umask: 0o022,
             ..MknodIn::default()
@@ -149,8 +150,8 @@ fn test_mknod_fifo_created_existing_eexist() {
     let meta = std::fs::symlink_metadata(fx.path("fifo")).unwrap();
     assert!(meta.file_type().is_fifo());
     assert_eq!(meta.mode() & 0o7777, 0o644);
-    assert_eq!(e.attr.mode, libc::S_IFIFO | 0o644);
-    assert_eq!(again, libc::EEXIST);
+    assert_eq!(e.attr.mode, linux::S_IFIFO | 0o644);
+    assert_eq!(again, linux::EEXIST);
 }
 
 #[test]
@@ -163,7 +164,7 @@ fn test_mknod_char_device_rdev_round_trips() {
         ROOT,
         Operation::Mknod {
             arg: MknodIn {
-                mode: libc::S_IFCHR | 0o600,
+                mode: linux::S_IFCHR | 0o600,
                 rdev,
                 umask: 0,
                 ..MknodIn::default()
@@ -182,7 +183,7 @@ fn test_mknod_char_device_rdev_round_trips() {
         // Unprivileged test runs may not make devices.
         Err(errno) => {
             eprintln!("SKIP: mknod of a device refused with errno {errno}");
-            assert_eq!(errno, libc::EPERM);
+            assert_eq!(errno, linux::EPERM);
         }
     }
 }
@@ -200,7 +201,7 @@ fn test_symlink_then_readlink_returns_target() {
     );
     let target = fx.ok_body(e.nodeid, Operation::Readlink);
 
-    assert_eq!(e.attr.mode & libc::S_IFMT, libc::S_IFLNK);
+    assert_eq!(e.attr.mode & linux::S_IFMT, linux::S_IFLNK);
     assert_eq!(target, b"../somewhere/else");
     assert_eq!(
         std::fs::read_link(fx.path("l")).unwrap().to_str().unwrap(),
@@ -223,8 +224,8 @@ fn test_symlink_existing_eexist_readlink_of_file_einval() {
     );
     let not_link = fx.err(f, Operation::Readlink);
 
-    assert_eq!(exists, libc::EEXIST);
-    assert_eq!(not_link, libc::EINVAL);
+    assert_eq!(exists, linux::EEXIST);
+    assert_eq!(not_link, linux::EINVAL);
 }
 
 #[test]
@@ -258,8 +259,8 @@ fn test_link_to_directory_eperm_existing_name_eexist() {
         name,
     };
 
-    assert_eq!(fx.err(ROOT, link(d, b"d2")), libc::EPERM);
-    assert_eq!(fx.err(ROOT, link(f, b"d")), libc::EEXIST);
+    assert_eq!(fx.err(ROOT, link(d, b"d2")), linux::EPERM);
+    assert_eq!(fx.err(ROOT, link(f, b"d")), linux::EEXIST);
 }
 
 #[test]
@@ -271,7 +272,7 @@ fn test_unlink_removes_file_missing_enoent() {
     let again = fx.err(ROOT, Operation::Unlink { name: b"f" });
 
     assert!(!fx.path("f").exists());
-    assert_eq!(again, libc::ENOENT);
+    assert_eq!(again, linux::ENOENT);
 }
 
 #[test]
@@ -284,7 +285,7 @@ fn test_rmdir_nonempty_enotempty_empty_removed() {
     std::fs::remove_file(fx.path("d/f")).unwrap();
     fx.ok_body(ROOT, Operation::Rmdir { name: b"d" });
 
-    assert_eq!(full, libc::ENOTEMPTY);
+    assert_eq!(full, linux::ENOTEMPTY);
     assert!(!fx.path("d").exists());
 }
 
@@ -305,7 +306,7 @@ fn test_rename_moves_between_directories_missing_enoent() {
 
     assert_eq!(std::fs::read(fx.path("d/g")).unwrap(), b"x");
     assert!(!fx.path("f").exists());
-    assert_eq!(again, libc::ENOENT);
+    assert_eq!(again, linux::ENOENT);
 }
 
 #[test]
@@ -316,7 +317,7 @@ fn test_rename2_noreplace_existing_is_eexist() {
 
     let res = rename2(&fx, "a", "b", RENAME_NOREPLACE);
 
-    assert_eq!(res, Err(libc::EEXIST));
+    assert_eq!(res, Err(linux::EEXIST));
     assert_eq!(std::fs::read(fx.path("b")).unwrap(), b"b");
 }
 
@@ -338,7 +339,7 @@ fn test_rename2_unknown_flag_is_einval() {
     fx.put("a", b"a");
 
     // RENAME_WHITEOUT.
-    assert_eq!(rename2(&fx, "a", "b", 4), Err(libc::EINVAL));
+    assert_eq!(rename2(&fx, "a", "b", 4), Err(linux::EINVAL));
     assert!(fx.path("a").exists());
 }
 
@@ -350,13 +351,13 @@ fn test_tmpfile_is_enosys() {
         ROOT,
         Operation::Tmpfile {
             arg: CreateIn {
-                flags: libc::O_RDWR as u32,
-                mode: libc::S_IFREG | 0o600,
+                flags: linux::O_RDWR as u32,
+                mode: linux::S_IFREG | 0o600,
                 ..CreateIn::default()
             },
             name: b"/",
         },
     );
 
-    assert_eq!(errno, libc::ENOSYS);
+    assert_eq!(errno, linux::ENOSYS);
 }

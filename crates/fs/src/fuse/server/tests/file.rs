@@ -3,6 +3,7 @@
 use std::os::unix::fs::MetadataExt;
 
 use super::*;
+use crate::linux;
 
 fn fsync(fx: &Fixture, node: u64, fh: u64, flags: u32) -> Result<Vec<u8>, i32> {
     fx.call(
@@ -68,7 +69,7 @@ fn test_open_write_read_release_round_trip() {
     assert_eq!(part.unwrap(), b"el");
     assert_eq!(past_end.unwrap(), b"");
     assert_eq!(released, Ok(()));
-    assert_eq!(after, Err(libc::EBADF));
+    assert_eq!(after, Err(linux::EBADF));
 }
 
 #[test]
@@ -77,7 +78,7 @@ fn test_open_o_trunc_truncates_at_open() {
     fx.put("f", b"old contents");
     let node = fx.lookup(ROOT, "f").nodeid;
 
-    let fh = fx.open(node, libc::O_WRONLY | libc::O_TRUNC);
+    let fh = fx.open(node, linux::O_WRONLY | linux::O_TRUNC);
 
     assert_eq!(std::fs::metadata(fx.path("f")).unwrap().len(), 0);
     fx.release(node, fh).unwrap();
@@ -91,7 +92,7 @@ fn test_open_drops_creat_excl_and_honours_append() {
 
     let fh = fx.open(
         node,
-        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_APPEND,
+        linux::O_WRONLY | linux::O_CREAT | linux::O_EXCL | linux::O_APPEND,
     );
     let n = fx.write(node, fh, 0, b"def");
 
@@ -109,8 +110,8 @@ fn test_open_unknown_node_estale_directory_for_write_eisdir() {
         })
     };
 
-    assert_eq!(fx.err(777, open(libc::O_RDONLY)), libc::ESTALE);
-    assert_eq!(fx.err(ROOT, open(libc::O_RDWR)), libc::EISDIR);
+    assert_eq!(fx.err(777, open(linux::O_RDONLY)), linux::ESTALE);
+    assert_eq!(fx.err(ROOT, open(linux::O_RDWR)), linux::EISDIR);
 }
 
 #[test]
@@ -118,9 +119,9 @@ fn test_write_to_read_only_handle_is_ebadf() {
     let fx = Fixture::new();
     fx.put("f", b"abc");
     let node = fx.lookup(ROOT, "f").nodeid;
-    let fh = fx.open(node, libc::O_RDONLY);
+    let fh = fx.open(node, linux::O_RDONLY);
 
-    assert_eq!(fx.write(node, fh, 0, b"x"), Err(libc::EBADF));
+    assert_eq!(fx.write(node, fh, 0, b"x"), Err(linux::EBADF));
     assert_eq!(std::fs::read(fx.path("f")).unwrap(), b"abc");
 }
 
@@ -130,13 +131,16 @@ fn test_unknown_fh_is_ebadf_for_every_handle_op() {
     let (node, fh) = fx.file_rw("f", b"abc");
     let bad = fh + 12345;
 
-    assert_eq!(fx.read(node, bad, 0, 1), Err(libc::EBADF));
-    assert_eq!(fx.write(node, bad, 0, b"x"), Err(libc::EBADF));
-    assert_eq!(fsync(&fx, node, bad, 0), Err(libc::EBADF));
-    assert_eq!(lseek(&fx, node, bad, 0, libc::SEEK_DATA), Err(libc::EBADF));
-    assert_eq!(copy(&fx, node, bad, fh, 1, 0), Err(libc::EBADF));
-    assert_eq!(copy(&fx, node, fh, bad, 1, 0), Err(libc::EBADF));
-    assert_eq!(fx.release(node, bad), Err(libc::EBADF));
+    assert_eq!(fx.read(node, bad, 0, 1), Err(linux::EBADF));
+    assert_eq!(fx.write(node, bad, 0, b"x"), Err(linux::EBADF));
+    assert_eq!(fsync(&fx, node, bad, 0), Err(linux::EBADF));
+    assert_eq!(
+        lseek(&fx, node, bad, 0, linux::SEEK_DATA),
+        Err(linux::EBADF)
+    );
+    assert_eq!(copy(&fx, node, bad, fh, 1, 0), Err(linux::EBADF));
+    assert_eq!(copy(&fx, node, fh, bad, 1, 0), Err(linux::EBADF));
+    assert_eq!(fx.release(node, bad), Err(linux::EBADF));
     assert_eq!(
         fx.err(
             node,
@@ -145,7 +149,7 @@ fn test_unknown_fh_is_ebadf_for_every_handle_op() {
                 ..FlushIn::default()
             })
         ),
-        libc::EBADF
+        linux::EBADF
     );
 }
 
@@ -155,7 +159,7 @@ fn test_release_twice_is_ebadf() {
     let (node, fh) = fx.file_rw("f", b"");
 
     assert_eq!(fx.release(node, fh), Ok(()));
-    assert_eq!(fx.release(node, fh), Err(libc::EBADF));
+    assert_eq!(fx.release(node, fh), Err(linux::EBADF));
 }
 
 #[test]
@@ -165,15 +169,15 @@ fn test_create_new_file_mode_umask_and_handle() {
     let out = fx.create(
         ROOT,
         "new",
-        libc::O_RDWR | libc::O_CREAT,
-        libc::S_IFREG | 0o666,
+        linux::O_RDWR | linux::O_CREAT,
+        linux::S_IFREG | 0o666,
     );
     let n = fx.write(out.entry.nodeid, out.open.fh, 0, b"data");
 
     let meta = std::fs::metadata(fx.path("new")).unwrap();
     assert_eq!(meta.mode() & 0o7777, 0o644);
     assert_eq!((meta.uid(), meta.gid()), (fx.uid, fx.gid));
-    assert_eq!(out.entry.attr.mode, libc::S_IFREG | 0o644);
+    assert_eq!(out.entry.attr.mode, linux::S_IFREG | 0o644);
     assert_eq!(n, Ok(4));
     assert_eq!(std::fs::read(fx.path("new")).unwrap(), b"data");
     assert_eq!(fx.lookup(ROOT, "new").nodeid, out.entry.nodeid);
@@ -186,17 +190,17 @@ fn test_create_exclusive_existing_eexist_plain_existing_opens() {
     let create = |flags: i32| Operation::Create {
         arg: CreateIn {
             flags: flags as u32,
-            mode: libc::S_IFREG | 0o600,
+            mode: linux::S_IFREG | 0o600,
             umask: 0,
             open_flags: 0,
         },
         name: b"f",
     };
 
-    let excl = fx.err(ROOT, create(libc::O_RDWR | libc::O_CREAT | libc::O_EXCL));
-    let plain: CreateOut = fx.ok(ROOT, create(libc::O_RDWR | libc::O_CREAT));
+    let excl = fx.err(ROOT, create(linux::O_RDWR | linux::O_CREAT | linux::O_EXCL));
+    let plain: CreateOut = fx.ok(ROOT, create(linux::O_RDWR | linux::O_CREAT));
 
-    assert_eq!(excl, libc::EEXIST);
+    assert_eq!(excl, linux::EEXIST);
     assert_eq!(
         fx.read(plain.entry.nodeid, plain.open.fh, 0, 10).unwrap(),
         b"keep"
@@ -211,7 +215,7 @@ fn test_create_dotdot_name_is_einval() {
         ROOT,
         Operation::Create {
             arg: CreateIn {
-                flags: libc::O_RDWR as u32,
+                flags: linux::O_RDWR as u32,
                 mode: 0o600,
                 ..CreateIn::default()
             },
@@ -219,7 +223,7 @@ fn test_create_dotdot_name_is_einval() {
         },
     );
 
-    assert_eq!(errno, libc::EINVAL);
+    assert_eq!(errno, linux::EINVAL);
 }
 
 #[test]
@@ -267,7 +271,7 @@ fn test_fallocate_extends_file_bad_mode_fails() {
     let bad = fx.err(node, falloc(0x8000_0000, 1));
 
     assert_eq!(std::fs::metadata(fx.path("f")).unwrap().len(), 8192);
-    assert_eq!(bad, libc::EOPNOTSUPP);
+    assert_eq!(bad, linux::EOPNOTSUPP);
 }
 
 #[test]
@@ -275,17 +279,17 @@ fn test_lseek_data_and_hole_answered_cur_and_unknown_whence_einval() {
     let fx = Fixture::new();
     let (node, fh) = fx.file_rw("f", &[7u8; 100]);
 
-    let data = lseek(&fx, node, fh, 0, libc::SEEK_DATA);
-    let hole = lseek(&fx, node, fh, 0, libc::SEEK_HOLE);
-    let end = lseek(&fx, node, fh, 0, libc::SEEK_END);
-    let past = lseek(&fx, node, fh, 1000, libc::SEEK_DATA);
+    let data = lseek(&fx, node, fh, 0, linux::SEEK_DATA);
+    let hole = lseek(&fx, node, fh, 0, linux::SEEK_HOLE);
+    let end = lseek(&fx, node, fh, 0, linux::SEEK_END);
+    let past = lseek(&fx, node, fh, 1000, linux::SEEK_DATA);
 
     assert_eq!(data, Ok(0));
     assert_eq!(hole, Ok(100));
     assert_eq!(end, Ok(100));
-    assert_eq!(past, Err(libc::ENXIO));
-    assert_eq!(lseek(&fx, node, fh, 0, libc::SEEK_CUR), Err(libc::EINVAL));
-    assert_eq!(lseek(&fx, node, fh, 0, 99), Err(libc::EINVAL));
+    assert_eq!(past, Err(linux::ENXIO));
+    assert_eq!(lseek(&fx, node, fh, 0, linux::SEEK_CUR), Err(linux::EINVAL));
+    assert_eq!(lseek(&fx, node, fh, 0, 99), Err(linux::EINVAL));
 }
 
 #[test]
@@ -299,7 +303,7 @@ fn test_copy_file_range_copies_flags_einval() {
     let huge = copy(&fx, src_node, src, dst, u64::MAX, 0);
 
     assert_eq!(n, Ok(6));
-    assert_eq!(flagged, Err(libc::EINVAL));
+    assert_eq!(flagged, Err(linux::EINVAL));
     assert_eq!(huge, Ok(12));
     assert_eq!(std::fs::read(fx.path("dst")).unwrap(), b"copied bytes");
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::fuse::consts::opcode;
+use crate::linux;
 
 fn raw_header(opcode: u32, unique: u64, body: &[u8]) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -119,11 +120,11 @@ fn test_unknown_and_unsupported_opcodes_are_enosys() {
         opcode::FUSE_SETUPMAPPING,
     ] {
         let reply = fx.server.handle(&raw_header(op, 77, &[1, 2, 3])).unwrap();
-        assert_eq!(outcome(&reply, 77), Err(libc::ENOSYS), "opcode {op}");
+        assert_eq!(outcome(&reply, 77), Err(linux::ENOSYS), "opcode {op}");
     }
     assert_eq!(
         fx.err(ROOT, Operation::Syncfs(SyncfsIn::default())),
-        libc::ENOSYS
+        linux::ENOSYS
     );
 }
 
@@ -144,7 +145,7 @@ fn test_short_header_with_unique_is_einval() {
 
     let reply = fx.server.handle(&full[..20]).unwrap();
 
-    assert_eq!(outcome(&reply, 5), Err(libc::EINVAL));
+    assert_eq!(outcome(&reply, 5), Err(linux::EINVAL));
 }
 
 #[test]
@@ -190,7 +191,7 @@ fn test_length_field_lying_is_error_reply() {
 
     let reply = fx.server.handle(&req).unwrap();
 
-    assert_eq!(outcome(&reply, 11), Err(libc::EINVAL));
+    assert_eq!(outcome(&reply, 11), Err(linux::EINVAL));
 }
 
 #[test]
@@ -225,30 +226,33 @@ fn test_wild_nodeids_and_handles_are_errors() {
     let fx = Fixture::new();
 
     for node in [0, 2, u64::MAX] {
-        assert_eq!(fx.getattr(node), Err(libc::ESTALE), "node {node}");
+        assert_eq!(fx.getattr(node), Err(linux::ESTALE), "node {node}");
         assert!(fx.call(node, Operation::Lookup { name: b"x" }).is_err());
         assert!(fx.call(node, Operation::Readlink).is_err());
     }
-    assert_eq!(fx.read(ROOT, u64::MAX, 0, 10), Err(libc::EBADF));
-    assert_eq!(fx.release(ROOT, 0), Err(libc::EBADF));
+    assert_eq!(fx.read(ROOT, u64::MAX, 0, 10), Err(linux::EBADF));
+    assert_eq!(fx.release(ROOT, 0), Err(linux::EBADF));
 }
 
 #[test]
 fn test_dot_names_refused_by_backend() {
     let fx = Fixture::new();
 
-    assert_eq!(fx.err(ROOT, Operation::Lookup { name: b"." }), libc::EINVAL);
+    assert_eq!(
+        fx.err(ROOT, Operation::Lookup { name: b"." }),
+        linux::EINVAL
+    );
     assert_eq!(
         fx.err(ROOT, Operation::Lookup { name: b".." }),
-        libc::EINVAL
+        linux::EINVAL
     );
     assert_eq!(
         fx.err(ROOT, Operation::Lookup { name: b"a/b" }),
-        libc::EINVAL
+        linux::EINVAL
     );
     assert_eq!(
         fx.err(ROOT, Operation::Unlink { name: b".." }),
-        libc::EINVAL
+        linux::EINVAL
     );
 }
 

@@ -3,6 +3,7 @@
 use super::*;
 use crate::fuse::consts::init_flags::*;
 use crate::fuse::server::init::OFFERED;
+use crate::linux;
 
 fn init_out(fx: &Fixture, arg: InitIn) -> Result<InitOut, i32> {
     fx.call(0, Operation::Init(arg))
@@ -78,7 +79,7 @@ fn test_init_newer_major_answers_major_only_then_retry_works() {
 
     assert_eq!(first.major, 7);
     assert_eq!(first.flags, 0);
-    assert_eq!(between, Err(libc::EIO));
+    assert_eq!(between, Err(linux::EIO));
     assert_eq!(u64::from(second.flags), OFFERED);
 }
 
@@ -90,9 +91,9 @@ fn test_init_old_major_or_minor_is_eproto() {
         ..init_in(37, 0)
     };
 
-    assert_eq!(init_out(&fx, old_major), Err(libc::EPROTO));
-    assert_eq!(init_out(&fx, init_in(22, 0)), Err(libc::EPROTO));
-    assert_eq!(fx.getattr(ROOT), Err(libc::EIO));
+    assert_eq!(init_out(&fx, old_major), Err(linux::EPROTO));
+    assert_eq!(init_out(&fx, init_in(22, 0)), Err(linux::EPROTO));
+    assert_eq!(fx.getattr(ROOT), Err(linux::EIO));
 }
 
 #[test]
@@ -120,15 +121,15 @@ fn test_init_pre_7_36_sixteen_byte_body_accepted() {
 fn test_request_before_init_is_eio() {
     let fx = Fixture::uninit(Options::default());
 
-    assert_eq!(fx.getattr(ROOT), Err(libc::EIO));
-    assert_eq!(fx.err(ROOT, Operation::Lookup { name: b"x" }), libc::EIO);
+    assert_eq!(fx.getattr(ROOT), Err(linux::EIO));
+    assert_eq!(fx.err(ROOT, Operation::Lookup { name: b"x" }), linux::EIO);
 }
 
 #[test]
 fn test_init_twice_is_eproto() {
     let fx = Fixture::new();
 
-    assert_eq!(init_out(&fx, init_in(37, KERNEL_FLAGS)), Err(libc::EPROTO));
+    assert_eq!(init_out(&fx, init_in(37, KERNEL_FLAGS)), Err(linux::EPROTO));
     assert!(fx.getattr(ROOT).is_ok());
 }
 
@@ -163,7 +164,7 @@ fn test_write_over_negotiated_max_write_is_einval() {
 
     let res = fx.write(node, fh, 0, &[1u8; 8192]);
 
-    assert_eq!(res, Err(libc::EINVAL));
+    assert_eq!(res, Err(linux::EINVAL));
     assert_eq!(fx.write(node, fh, 0, &[1u8; 4096]), Ok(4096));
 }
 
@@ -178,6 +179,6 @@ fn test_destroy_ends_session_and_releases_handles() {
     let stale_read = fx.read(node, fh, 0, 4);
 
     assert_eq!(destroyed, Ok(Vec::new()));
-    assert_eq!(after, Err(libc::EIO));
-    assert_eq!(stale_read, Err(libc::EBADF));
+    assert_eq!(after, Err(linux::EIO));
+    assert_eq!(stale_read, Err(linux::EBADF));
 }

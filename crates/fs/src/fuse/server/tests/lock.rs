@@ -8,10 +8,11 @@ use std::time::Duration;
 use super::*;
 use crate::fuse::consts::flags::{FUSE_LK_FLOCK, FUSE_RELEASE_FLOCK_UNLOCK};
 use crate::fuse::consts::opcode::FUSE_INTERRUPT;
+use crate::linux;
 
-pub(super) const RD: u32 = libc::F_RDLCK as u32;
-pub(super) const WR: u32 = libc::F_WRLCK as u32;
-pub(super) const UN: u32 = libc::F_UNLCK as u32;
+pub(super) const RD: u32 = linux::F_RDLCK as u32;
+pub(super) const WR: u32 = linux::F_WRLCK as u32;
+pub(super) const UN: u32 = linux::F_UNLCK as u32;
 pub(super) const EOF: u64 = i64::MAX as u64;
 
 pub(super) fn lk(fh: u64, owner: u64, typ: u32, start: u64, end: u64, pid: u32) -> LkIn {
@@ -47,7 +48,7 @@ pub(super) fn getlk<B: Backend>(fx: &Fixture<B>, node: u64, arg: LkIn) -> Result
 /// File `f` (100 bytes) opened read-write twice: (node, fh1, fh2).
 pub(super) fn two_handles<B: Backend>(fx: &Fixture<B>) -> (u64, u64, u64) {
     let (node, fh1) = fx.file_rw("f", &[0u8; 100]);
-    (node, fh1, fx.open(node, libc::O_RDWR))
+    (node, fh1, fx.open(node, linux::O_RDWR))
 }
 
 /// Sends SETLKW `arg` with `unique` from another thread; the reply arrives on the channel.
@@ -99,10 +100,10 @@ fn test_setlk_two_owners_conflict() {
     let same_fh = setlk(&fx, node, lk(fh1, 0xb, WR, 20, 20, 222));
 
     assert_eq!(first, Ok(Vec::new()));
-    assert_eq!(overlap, Err(libc::EAGAIN));
-    assert_eq!(shared, Err(libc::EAGAIN));
+    assert_eq!(overlap, Err(linux::EAGAIN));
+    assert_eq!(shared, Err(linux::EAGAIN));
     assert_eq!(apart, Ok(Vec::new()));
-    assert_eq!(same_fh, Err(libc::EAGAIN));
+    assert_eq!(same_fh, Err(linux::EAGAIN));
 }
 
 #[test]
@@ -186,7 +187,7 @@ fn test_flush_drops_that_owners_locks_only() {
     let kept = setlk(&fx, node, lk(fh2, 0xb, WR, 50, 50, 222));
 
     assert_eq!(freed, Ok(Vec::new()));
-    assert_eq!(kept, Err(libc::EAGAIN));
+    assert_eq!(kept, Err(linux::EAGAIN));
 }
 
 #[test]
@@ -200,7 +201,7 @@ fn test_release_of_last_locking_handle_drops_owner_locks() {
     fx.release(node, fh1).unwrap();
     let after = setlk(&fx, node, lk(fh2, 0xb, WR, 0, 0, 222));
 
-    assert_eq!(before, Err(libc::EAGAIN));
+    assert_eq!(before, Err(linux::EAGAIN));
     assert_eq!(after, Ok(Vec::new()));
 }
 
@@ -208,7 +209,7 @@ fn test_release_of_last_locking_handle_drops_owner_locks() {
 fn test_release_with_flock_unlock_drops_named_owner() {
     let fx = Fixture::new();
     let (node, fh1, fh2) = two_handles(&fx);
-    let fh3 = fx.open(node, libc::O_RDWR);
+    let fh3 = fx.open(node, linux::O_RDWR);
     // Owner a locked through fh1 and fh3; releasing fh3 with its owner named ends a.
     setlk(&fx, node, lk(fh1, 0xa, WR, 0, 9, 111)).unwrap();
     setlk(&fx, node, lk(fh3, 0xa, WR, 10, 19, 111)).unwrap();
@@ -232,11 +233,11 @@ fn test_lock_type_needs_matching_access_mode() {
     let fx = Fixture::new();
     fx.put("f", b"x");
     let node = fx.lookup(ROOT, "f").nodeid;
-    let ro = fx.open(node, libc::O_RDONLY);
-    let wo = fx.open(node, libc::O_WRONLY);
+    let ro = fx.open(node, linux::O_RDONLY);
+    let wo = fx.open(node, linux::O_WRONLY);
 
-    assert_eq!(setlk(&fx, node, lk(ro, 1, WR, 0, 0, 1)), Err(libc::EBADF));
-    assert_eq!(setlk(&fx, node, lk(wo, 2, RD, 0, 0, 2)), Err(libc::EBADF));
+    assert_eq!(setlk(&fx, node, lk(ro, 1, WR, 0, 0, 1)), Err(linux::EBADF));
+    assert_eq!(setlk(&fx, node, lk(wo, 2, RD, 0, 0, 2)), Err(linux::EBADF));
     assert_eq!(setlk(&fx, node, lk(ro, 3, RD, 0, 0, 3)), Ok(Vec::new()));
     assert_eq!(setlk(&fx, node, lk(wo, 4, WR, 1, 1, 4)), Ok(Vec::new()));
 }
@@ -246,21 +247,24 @@ fn test_bad_lock_requests_rejected() {
     let fx = Fixture::new();
     let (node, fh1, _) = two_handles(&fx);
 
-    assert_eq!(setlk(&fx, node, lk(fh1, 1, 7, 0, 0, 1)), Err(libc::EINVAL));
+    assert_eq!(setlk(&fx, node, lk(fh1, 1, 7, 0, 0, 1)), Err(linux::EINVAL));
     assert_eq!(
         setlk(&fx, node, lk(fh1, 1, WR, 10, 9, 1)),
-        Err(libc::EINVAL)
+        Err(linux::EINVAL)
     );
     assert_eq!(
         setlk(&fx, node, lk(fh1, 1, WR, EOF + 1, u64::MAX, 1)),
-        Err(libc::EINVAL)
+        Err(linux::EINVAL)
     );
     assert_eq!(
         setlk(&fx, node, lk(fh1 + 50, 1, WR, 0, 0, 1)),
-        Err(libc::EBADF)
+        Err(linux::EBADF)
     );
-    assert_eq!(getlk(&fx, node, lk(fh1, 1, UN, 0, 0, 1)), Err(libc::EINVAL));
-    assert_eq!(getlk(&fx, node, flock(fh1, WR)), Err(libc::EINVAL));
+    assert_eq!(
+        getlk(&fx, node, lk(fh1, 1, UN, 0, 0, 1)),
+        Err(linux::EINVAL)
+    );
+    assert_eq!(getlk(&fx, node, flock(fh1, WR)), Err(linux::EINVAL));
 }
 
 #[test]
@@ -281,7 +285,7 @@ fn test_setlkw_waits_until_holder_unlocks() {
     assert_eq!(granted, Ok(Vec::new()));
     assert_eq!(
         setlk(&fx, node, lk(fh1, 0xa, RD, 0, 0, 111)),
-        Err(libc::EAGAIN)
+        Err(linux::EAGAIN)
     );
 }
 
@@ -298,7 +302,7 @@ fn test_setlkw_interrupted_answers_eintr_holding_no_lock() {
     setlk(&fx, node, lk(fh1, 0xa, UN, 0, EOF, 0)).unwrap();
     let free = getlk(&fx, node, lk(fh1, 0xc, WR, 0, EOF, 333)).unwrap();
 
-    assert_eq!(answer, Err(libc::EINTR));
+    assert_eq!(answer, Err(linux::EINTR));
     assert_eq!(free.typ, UN);
 }
 
@@ -312,7 +316,7 @@ fn test_interrupt_arriving_before_its_setlkw_still_cancels_it() {
     let rx = setlkw_in_thread(&fx, node, 3000, lk(fh2, 0xb, WR, 0, EOF, 222));
     let answer = rx.recv_timeout(Duration::from_secs(5)).unwrap();
 
-    assert_eq!(answer, Err(libc::EINTR));
+    assert_eq!(answer, Err(linux::EINTR));
 }
 
 #[test]
@@ -344,10 +348,10 @@ fn test_flock_conflicts_between_two_handles() {
     let upgrade = setlk(&fx, node, flock(fh2, WR));
 
     assert_eq!(ex, Ok(Vec::new()));
-    assert_eq!(other_ex, Err(libc::EAGAIN));
-    assert_eq!(other_sh, Err(libc::EAGAIN));
+    assert_eq!(other_ex, Err(linux::EAGAIN));
+    assert_eq!(other_sh, Err(linux::EAGAIN));
     assert_eq!(both_shared, Ok(Vec::new()));
-    assert_eq!(upgrade, Err(libc::EAGAIN));
+    assert_eq!(upgrade, Err(linux::EAGAIN));
 }
 
 #[test]
@@ -358,7 +362,7 @@ fn test_flock_independent_of_posix_locks_and_ends_with_release() {
 
     let flocked = setlk(&fx, node, flock(fh2, WR));
     fx.release(node, fh2).unwrap();
-    let fh3 = fx.open(node, libc::O_RDWR);
+    let fh3 = fx.open(node, linux::O_RDWR);
     let after_release = setlk(&fx, node, flock(fh3, WR));
 
     assert_eq!(flocked, Ok(Vec::new()));
@@ -380,9 +384,9 @@ fn test_flock_setlkw_waits_and_can_be_interrupted() {
     setlk(&fx, node, flock(fh1, UN)).unwrap();
     let granted = rx.recv_timeout(Duration::from_secs(5)).unwrap();
 
-    assert_eq!(interrupted, Err(libc::EINTR));
+    assert_eq!(interrupted, Err(linux::EINTR));
     assert_eq!(granted, Ok(Vec::new()));
-    assert_eq!(setlk(&fx, node, flock(fh1, WR)), Err(libc::EAGAIN));
+    assert_eq!(setlk(&fx, node, flock(fh1, WR)), Err(linux::EAGAIN));
 }
 
 #[test]
@@ -394,7 +398,7 @@ fn test_destroy_ends_every_lock() {
 
     fx.ok_body(0, Operation::Destroy);
     fx.ok_body(0, Operation::Init(init_in(37, KERNEL_FLAGS)));
-    let fh = fx.open(node, libc::O_RDWR);
+    let fh = fx.open(node, linux::O_RDWR);
 
     assert_eq!(
         setlk(&fx, node, lk(fh, 0xb, WR, 0, EOF, 222)),

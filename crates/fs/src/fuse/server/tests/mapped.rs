@@ -8,6 +8,7 @@ use super::dir::{opendir, readdirplus};
 use super::lock::*;
 use super::*;
 use crate::backend::mapped::{self, Mapped};
+use crate::linux;
 
 /// A server over a mapped share, or `None` (and a SKIP line) without user xattrs in the
 /// temporary directory.
@@ -43,8 +44,8 @@ fn test_mapped_create_keeps_guest_owner_and_mode_as_metadata() {
     };
     let op = Operation::Create {
         arg: CreateIn {
-            flags: libc::O_RDWR as u32,
-            mode: libc::S_IFREG | 0o666,
+            flags: linux::O_RDWR as u32,
+            mode: linux::S_IFREG | 0o666,
             umask: 0o027,
             open_flags: 0,
         },
@@ -57,7 +58,7 @@ fn test_mapped_create_keeps_guest_owner_and_mode_as_metadata() {
 
     assert_eq!(n, Ok(6));
     assert_eq!((attr.uid, attr.gid), (1234, 5678));
-    assert_eq!(attr.mode, libc::S_IFREG | 0o640);
+    assert_eq!(attr.mode, linux::S_IFREG | 0o640);
     let host = std::fs::metadata(fx.path("f")).unwrap();
     assert_eq!(host.mode() & 0o7777, 0o600);
     assert_eq!(std::fs::read(fx.path("f")).unwrap(), b"mapped");
@@ -70,7 +71,7 @@ fn test_mapped_fifo_and_symlink_are_metadata_on_plain_files() {
     };
     let fifo = Operation::Mknod {
         arg: MknodIn {
-            mode: libc::S_IFIFO | 0o644,
+            mode: linux::S_IFIFO | 0o644,
             umask: 0,
             ..MknodIn::default()
         },
@@ -87,8 +88,8 @@ fn test_mapped_fifo_and_symlink_are_metadata_on_plain_files() {
     );
     let target = fx.ok_body(link.nodeid, Operation::Readlink);
 
-    assert_eq!(fifo.attr.mode, libc::S_IFIFO | 0o644);
-    assert_eq!(link.attr.mode & libc::S_IFMT, libc::S_IFLNK);
+    assert_eq!(fifo.attr.mode, linux::S_IFIFO | 0o644);
+    assert_eq!(link.attr.mode & linux::S_IFMT, linux::S_IFLNK);
     assert_eq!(target, b"target");
     assert!(std::fs::symlink_metadata(fx.path("fifo"))
         .unwrap()
@@ -118,7 +119,7 @@ fn test_mapped_posix_owners_conflict_same_owner_not_flush_frees() {
 
     assert_eq!(a, Ok(Vec::new()));
     assert_eq!(a_again, Ok(Vec::new()));
-    assert_eq!(b, Err(libc::EAGAIN));
+    assert_eq!(b, Err(linux::EAGAIN));
     assert_eq!((seen.typ, seen.pid), (WR, 111));
     assert_eq!(b_after, Ok(Vec::new()));
 }
@@ -138,8 +139,8 @@ fn test_mapped_setlkw_interrupted_and_flock_conflict() {
     let answer = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let flocked = setlk(&fx, node, flock(fh2, RD));
 
-    assert_eq!(answer, Err(libc::EINTR));
-    assert_eq!(flocked, Err(libc::EAGAIN));
+    assert_eq!(answer, Err(linux::EINTR));
+    assert_eq!(flocked, Err(linux::EAGAIN));
 }
 
 #[test]
@@ -161,6 +162,6 @@ fn test_mapped_readdirplus_one_reference_per_entry() {
     for (name, out, _) in entries {
         assert!(fx.getattr(out.nodeid).is_ok(), "{name}");
         fx.forget(out.nodeid, 1);
-        assert_eq!(fx.getattr(out.nodeid), Err(libc::ESTALE), "{name}");
+        assert_eq!(fx.getattr(out.nodeid), Err(linux::ESTALE), "{name}");
     }
 }

@@ -27,6 +27,7 @@ use crate::fuse::abi::*;
 use crate::fuse::consts::init_flags;
 use crate::fuse::wire::Wire;
 use crate::fuse::{decode_reply, encode_request, Operation, Request};
+use crate::linux;
 
 /// The root's nodeid.
 pub(super) const ROOT: u64 = FUSE_ROOT_ID;
@@ -204,7 +205,7 @@ impl<B: Backend> Fixture<B> {
     pub(super) fn file_rw(&self, rel: &str, data: &[u8]) -> (u64, u64) {
         self.put(rel, data);
         let node = self.lookup(ROOT, rel).nodeid;
-        (node, self.open(node, libc::O_RDWR))
+        (node, self.open(node, linux::O_RDWR))
     }
 
     /// CREATE in `parent`, which must succeed.

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::backend::{XATTR_CREATE, XATTR_REPLACE};
+use crate::linux;
 
 fn set(fx: &Fixture, node: u64, name: &str, value: &[u8], flags: u32) -> Result<Vec<u8>, i32> {
     fx.call(
@@ -80,9 +81,9 @@ fn test_getxattr_buffer_too_small_erange_missing_enodata() {
     let f = file(&fx);
     set(&fx, f, "user.k", b"12345", 0).unwrap();
 
-    assert_eq!(get(&fx, f, "user.k", 4), Err(libc::ERANGE));
-    assert_eq!(get(&fx, f, "user.nope", 100), Err(libc::ENODATA));
-    assert_eq!(get(&fx, 8888, "user.k", 100), Err(libc::ESTALE));
+    assert_eq!(get(&fx, f, "user.k", 4), Err(linux::ERANGE));
+    assert_eq!(get(&fx, f, "user.nope", 100), Err(linux::ENODATA));
+    assert_eq!(get(&fx, 8888, "user.k", 100), Err(linux::ESTALE));
 }
 
 #[test]
@@ -91,10 +92,13 @@ fn test_setxattr_create_existing_eexist_replace_missing_enodata() {
     let f = file(&fx);
     set(&fx, f, "user.k", b"1", XATTR_CREATE).unwrap();
 
-    assert_eq!(set(&fx, f, "user.k", b"2", XATTR_CREATE), Err(libc::EEXIST));
+    assert_eq!(
+        set(&fx, f, "user.k", b"2", XATTR_CREATE),
+        Err(linux::EEXIST)
+    );
     assert_eq!(
         set(&fx, f, "user.j", b"2", XATTR_REPLACE),
-        Err(libc::ENODATA)
+        Err(linux::ENODATA)
     );
     set(&fx, f, "user.k", b"3", XATTR_REPLACE).unwrap();
     assert_eq!(get(&fx, f, "user.k", 10).unwrap(), b"3");
@@ -115,7 +119,7 @@ fn test_listxattr_probe_exact_and_erange() {
     parts.sort();
     assert_eq!(u32::try_from(names.len()).unwrap(), size);
     assert_eq!(parts, [&b"user.a"[..], &b"user.bb"[..]]);
-    assert_eq!(short, Err(libc::ERANGE));
+    assert_eq!(short, Err(linux::ERANGE));
 }
 
 #[test]
@@ -128,8 +132,8 @@ fn test_removexattr_removes_then_enodata() {
     fx.ok_body(f, remove());
     let again = fx.err(f, remove());
 
-    assert_eq!(get(&fx, f, "user.k", 10), Err(libc::ENODATA));
-    assert_eq!(again, libc::ENODATA);
+    assert_eq!(get(&fx, f, "user.k", 10), Err(linux::ENODATA));
+    assert_eq!(again, linux::ENODATA);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::os::unix::fs::MetadataExt;
 
 use super::*;
+use crate::linux;
 use crate::p9::consts::{getattr, setattr};
 use crate::p9::{Data, Tgetattr, Tread, Tsetattr, Tstatfs, Twrite, Txattrcreate, Txattrwalk};
 
@@ -52,7 +53,7 @@ fn test_getattr_directory_qid_is_dir() {
     let a = getattr(&mut c, ROOT);
 
     assert_eq!(a.qid.ty, crate::p9::consts::qid_type::DIR);
-    assert_eq!(a.mode & libc::S_IFMT, libc::S_IFDIR);
+    assert_eq!(a.mode & linux::S_IFMT, linux::S_IFDIR);
 }
 
 #[test]
@@ -120,7 +121,7 @@ fn test_setattr_bad_nanoseconds_answers_einval() {
         ..tsetattr(1, setattr::ATIME | setattr::ATIME_SET)
     });
 
-    assert_eq!(errno, libc::EINVAL);
+    assert_eq!(errno, linux::EINVAL);
 }
 
 #[test]
@@ -218,7 +219,7 @@ fn test_xattrwalk_missing_attribute_answers_enodata() {
         name: name("user.none"),
     });
 
-    assert_eq!(errno, libc::ENODATA);
+    assert_eq!(errno, linux::ENODATA);
     assert_eq!(c.server.fid_count(), 2);
 }
 
@@ -292,7 +293,7 @@ fn test_xattrcreate_create_flag_on_existing_clunk_answers_eexist() {
         data: Data(b"new".to_vec()),
     });
 
-    assert_eq!(c.err(Tclunk { fid: 1 }), libc::EEXIST);
+    assert_eq!(c.err(Tclunk { fid: 1 }), linux::EEXIST);
 
     assert_eq!(host_xattr(&c.path("f"), "user.a").unwrap(), b"old");
     assert_eq!(c.server.fid_count(), 1);
@@ -311,5 +312,5 @@ fn test_xattrcreate_oversized_value_answers_e2big() {
         flags: 0,
     });
 
-    assert_eq!(errno, libc::E2BIG);
+    assert_eq!(errno, linux::E2BIG);
 }

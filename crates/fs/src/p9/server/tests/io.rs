@@ -1,6 +1,7 @@
 //! Tlopen, Tlcreate, Tread, Twrite, Tfsync.
 
 use super::*;
+use crate::linux;
 use crate::p9::server::file::open_flags as convert;
 use crate::p9::{Data, Tfsync, Tlcreate, Tread, Twrite};
 
@@ -52,7 +53,7 @@ fn test_lopen_readonly_write_is_refused_ebadf() {
         data: Data(b"y".to_vec()),
     });
 
-    assert_eq!(errno, libc::EBADF);
+    assert_eq!(errno, linux::EBADF);
 }
 
 #[test]
@@ -82,7 +83,7 @@ fn test_lopen_opened_fid_again_answers_ebadf() {
         flags: open_flags::RDONLY,
     });
 
-    assert_eq!(errno, libc::EBADF);
+    assert_eq!(errno, linux::EBADF);
 }
 
 #[test]
@@ -97,7 +98,7 @@ fn test_read_unopened_fid_answers_ebadf() {
         count: 1,
     });
 
-    assert_eq!(errno, libc::EBADF);
+    assert_eq!(errno, linux::EBADF);
 }
 
 #[test]
@@ -140,23 +141,23 @@ fn test_lcreate_existing_name_with_excl_answers_eexist() {
         gid: 0,
     });
 
-    assert_eq!(errno, libc::EEXIST);
+    assert_eq!(errno, linux::EEXIST);
 }
 
 #[test]
 fn test_open_flags_p9_values_convert_to_linux_flags() {
-    assert_eq!(convert(open_flags::RDONLY).unwrap(), libc::O_RDONLY);
+    assert_eq!(convert(open_flags::RDONLY).unwrap(), linux::O_RDONLY);
     assert_eq!(
         convert(open_flags::WRONLY | open_flags::TRUNC).unwrap(),
-        libc::O_WRONLY | libc::O_TRUNC
+        linux::O_WRONLY | linux::O_TRUNC
     );
     assert_eq!(
         convert(open_flags::RDWR | open_flags::APPEND | open_flags::DIRECTORY).unwrap(),
-        libc::O_RDWR | libc::O_APPEND | libc::O_DIRECTORY
+        linux::O_RDWR | linux::O_APPEND | linux::O_DIRECTORY
     );
-    assert_eq!(convert(open_flags::SYNC).unwrap(), libc::O_SYNC);
+    assert_eq!(convert(open_flags::SYNC).unwrap(), linux::O_SYNC);
     assert_eq!(
         convert(open_flags::NOACCESS).unwrap_err().errno(),
-        libc::EINVAL
+        linux::EINVAL
     );
 }

@@ -5,6 +5,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::*;
+use crate::linux;
 use crate::p9::consts::{lock_flags, lock_status, lock_type};
 use crate::p9::{Rflush, Tflush, Tgetlock, Tlock};
 
@@ -132,14 +133,14 @@ fn test_lock_unopened_fid_answers_ebadf() {
     let mut c = Client::new();
     c.walk(ROOT, 1, &[]);
 
-    assert_eq!(c.err(tlock(1, lock_type::WRLCK, 0, 0, 0, 1)), libc::EBADF);
+    assert_eq!(c.err(tlock(1, lock_type::WRLCK, 0, 0, 0, 1)), linux::EBADF);
 }
 
 #[test]
 fn test_lock_bad_type_answers_einval() {
     let mut c = two_fids();
 
-    assert_eq!(c.err(tlock(1, 9, 0, 0, 0, 1)), libc::EINVAL);
+    assert_eq!(c.err(tlock(1, 9, 0, 0, 0, 1)), linux::EINVAL);
 }
 
 #[test]
@@ -196,7 +197,7 @@ fn test_flush_blocked_lock_answers_eintr_before_rflush() {
     let sent = sent.lock().unwrap();
     assert_eq!(sent.len(), 2);
     let (tag, reply) = decode_rmessage(&sent[0]).unwrap();
-    assert_eq!((tag, errno_of(&reply)), (600, Some(libc::EINTR)));
+    assert_eq!((tag, errno_of(&reply)), (600, Some(linux::EINTR)));
     assert_eq!(
         decode_rmessage(&sent[1]).unwrap(),
         (601, Rmessage::Flush(Rflush))
@@ -422,8 +423,8 @@ fn test_lock_type_must_match_fid_open_mode() {
     c.open(1, &["f"], open_flags::RDONLY);
     c.open(2, &["f"], open_flags::WRONLY);
 
-    assert_eq!(c.err(tlock(1, lock_type::WRLCK, 0, 0, 0, 1)), libc::EBADF);
-    assert_eq!(c.err(tlock(2, lock_type::RDLCK, 0, 0, 0, 1)), libc::EBADF);
+    assert_eq!(c.err(tlock(1, lock_type::WRLCK, 0, 0, 0, 1)), linux::EBADF);
+    assert_eq!(c.err(tlock(2, lock_type::RDLCK, 0, 0, 0, 1)), linux::EBADF);
     assert_eq!(
         status(&c.call(tlock(1, lock_type::RDLCK, 0, 0, 1, 1))),
         lock_status::SUCCESS
@@ -553,8 +554,8 @@ fn test_lock_host_process_sees_guest_owner_lock() {
         .unwrap();
     // SAFETY: all-zero is a valid flock.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_type = linux::F_WRLCK as libc::c_short;
+    fl.l_whence = linux::SEEK_SET as libc::c_short;
 
     // SAFETY: a valid flock on a descriptor we own.
     let ret = unsafe {
@@ -566,5 +567,5 @@ fn test_lock_host_process_sees_guest_owner_lock() {
     };
 
     assert_eq!(ret, 0);
-    assert_eq!(fl.l_type, libc::F_WRLCK as libc::c_short);
+    assert_eq!(fl.l_type, linux::F_WRLCK as libc::c_short);
 }

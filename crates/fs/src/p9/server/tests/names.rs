@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use super::*;
+use crate::linux;
 use crate::p9::{
     parse_dirents, Tgetattr, Tlink, Tmkdir, Tmknod, Treaddir, Treadlink, Tremove, Trename,
     Trenameat, Tsymlink, Tunlinkat,
@@ -23,7 +24,7 @@ fn test_mkdir_mknod_symlink_readlink_create_host_objects() {
     c.ok(Tmknod {
         dfid: ROOT,
         name: name("fifo"),
-        mode: libc::S_IFIFO | 0o600,
+        mode: linux::S_IFIFO | 0o600,
         major: 0,
         minor: 0,
         gid: 0,
@@ -60,7 +61,7 @@ fn test_mknod_char_device_gets_makedev_rdev() {
     c.ok(Tmknod {
         dfid: ROOT,
         name: name("null"),
-        mode: libc::S_IFCHR | 0o666,
+        mode: linux::S_IFCHR | 0o666,
         major: 1,
         minor: 3,
         gid: 0,
@@ -164,7 +165,7 @@ fn test_unlinkat_removedir_removes_directory() {
     c.ok(Tunlinkat {
         dirfd: ROOT,
         name: name("d"),
-        flags: libc::AT_REMOVEDIR as u32,
+        flags: linux::AT_REMOVEDIR as u32,
     });
     c.ok(Tunlinkat {
         dirfd: ROOT,
@@ -172,7 +173,7 @@ fn test_unlinkat_removedir_removes_directory() {
         flags: 0,
     });
 
-    assert_eq!(on_dir, libc::EISDIR);
+    assert_eq!(on_dir, linux::EISDIR);
     assert!(!c.path("d").exists());
     assert!(!c.path("f").exists());
 }
@@ -186,7 +187,7 @@ fn test_remove_directory_removes_and_clunks() {
     c.ok(Tremove { fid: 1 });
 
     assert!(!c.path("d").exists());
-    assert_eq!(c.err(Tclunk { fid: 1 }), libc::EBADF);
+    assert_eq!(c.err(Tclunk { fid: 1 }), linux::EBADF);
     assert_eq!(c.server.refs.len(), 0);
 }
 
@@ -197,9 +198,9 @@ fn test_remove_nonempty_directory_fails_but_clunks() {
     std::fs::write(c.path("d/f"), b"x").unwrap();
     c.walk(ROOT, 1, &["d"]);
 
-    assert_eq!(c.err(Tremove { fid: 1 }), libc::ENOTEMPTY);
+    assert_eq!(c.err(Tremove { fid: 1 }), linux::ENOTEMPTY);
 
-    assert_eq!(c.err(Tclunk { fid: 1 }), libc::EBADF);
+    assert_eq!(c.err(Tclunk { fid: 1 }), linux::EBADF);
 }
 
 #[test]
@@ -207,9 +208,9 @@ fn test_remove_root_answers_error_and_clunks() {
     let mut c = Client::new();
     c.walk(ROOT, 1, &[]);
 
-    assert_eq!(c.err(Tremove { fid: 1 }), libc::EBUSY);
+    assert_eq!(c.err(Tremove { fid: 1 }), linux::EBUSY);
     assert!(c.share().exists());
-    assert_eq!(c.err(Tclunk { fid: 1 }), libc::EBADF);
+    assert_eq!(c.err(Tclunk { fid: 1 }), linux::EBADF);
 }
 
 fn readdir_all(c: &mut Client, fid: u32, count: u32) -> (Vec<Vec<u8>>, usize) {
@@ -286,5 +287,5 @@ fn test_readdir_count_below_one_entry_answers_einval() {
         count: 10,
     });
 
-    assert_eq!(errno, libc::EINVAL);
+    assert_eq!(errno, linux::EINVAL);
 }

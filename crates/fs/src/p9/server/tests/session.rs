@@ -1,6 +1,7 @@
 //! Tversion, Tauth, Tattach, Tclunk, Tflush, decoding errors and msize.
 
 use super::*;
+use crate::linux;
 use crate::p9::consts::max_read_count;
 use crate::p9::{Data, Tauth, Tflush, Tgetattr, Tread, Twrite, MAX_MSIZE};
 
@@ -50,7 +51,7 @@ fn test_version_mid_session_clunks_every_fid() {
 
     assert_eq!(c.server.fid_count(), 0);
     assert_eq!(c.server.refs.len(), 0);
-    assert_eq!(c.err(Tclunk { fid: 1 }), libc::EBADF);
+    assert_eq!(c.err(Tclunk { fid: 1 }), linux::EBADF);
     assert_eq!(c.server.msize(), 8192);
 }
 
@@ -65,7 +66,7 @@ fn test_auth_any_request_answers_eopnotsupp() {
         n_uname: 0,
     });
 
-    assert_eq!(errno, libc::EOPNOTSUPP);
+    assert_eq!(errno, linux::EOPNOTSUPP);
 }
 
 #[test]
@@ -80,7 +81,7 @@ fn test_attach_fid_in_use_answers_ebadf() {
         n_uname: 0,
     });
 
-    assert_eq!(errno, libc::EBADF);
+    assert_eq!(errno, linux::EBADF);
 }
 
 #[test]
@@ -92,7 +93,7 @@ fn test_getattr_unknown_fid_answers_ebadf() {
         request_mask: u64::MAX,
     });
 
-    assert_eq!(errno, libc::EBADF);
+    assert_eq!(errno, linux::EBADF);
 }
 
 #[test]
@@ -112,7 +113,7 @@ fn test_clunk_walked_and_open_fids_releases_nodes() {
 
     assert_eq!(c.server.refs.len(), 0);
     assert_eq!(c.server.fid_count(), 1);
-    assert_eq!(c.err(Tclunk { fid: 2 }), libc::EBADF);
+    assert_eq!(c.err(Tclunk { fid: 2 }), linux::EBADF);
 }
 
 #[test]
@@ -125,7 +126,7 @@ fn test_decode_garbage_body_answers_lerror_with_tag() {
 
     let (tag, msg) = decode_rmessage(&reply).unwrap();
     assert_eq!(tag, 0x4242);
-    assert_eq!(errno_of(&msg), Some(libc::EINVAL));
+    assert_eq!(errno_of(&msg), Some(linux::EINVAL));
 }
 
 #[test]
@@ -136,7 +137,7 @@ fn test_decode_unknown_type_answers_einval() {
     let (tag, msg) = decode_rmessage(&c.server.handle(&req)).unwrap();
 
     assert_eq!(tag, 3);
-    assert_eq!(errno_of(&msg), Some(libc::EINVAL));
+    assert_eq!(errno_of(&msg), Some(linux::EINVAL));
 }
 
 #[test]
@@ -164,7 +165,7 @@ fn test_msize_write_larger_than_msize_answers_emsgsize() {
         data: Data(vec![7; 5000]),
     });
 
-    assert_eq!(errno, libc::EMSGSIZE);
+    assert_eq!(errno, linux::EMSGSIZE);
     assert_eq!(std::fs::metadata(c.path("f")).unwrap().len(), 0);
 }
 

@@ -1,6 +1,7 @@
 //! Twalk: `.` and `..`, partial walks, refused names, confinement.
 
 use super::*;
+use crate::linux;
 use crate::p9::Tgetattr;
 
 fn ino_of(c: &mut Client, fid: u32) -> u64 {
@@ -50,7 +51,7 @@ fn test_walk_name_with_slash_is_refused_einval() {
 
     for bad in ["../x", "a/..", "a/b", "/", "", "a\0b"] {
         let errno = c.err(Client::twalk(ROOT, 1, &["a", bad]));
-        assert_eq!(errno, libc::EINVAL, "{bad:?}");
+        assert_eq!(errno, linux::EINVAL, "{bad:?}");
     }
     assert_eq!(c.server.fid_count(), 1);
     assert_eq!(c.server.refs.len(), 0);
@@ -68,7 +69,7 @@ fn test_walk_dots_inside_name_is_allowed() {
 fn test_walk_missing_first_element_answers_enoent() {
     let mut c = Client::new();
 
-    assert_eq!(c.err(Client::twalk(ROOT, 1, &["nope"])), libc::ENOENT);
+    assert_eq!(c.err(Client::twalk(ROOT, 1, &["nope"])), linux::ENOENT);
     assert_eq!(c.server.fid_count(), 1);
 }
 
@@ -83,7 +84,7 @@ fn test_walk_missing_later_element_is_partial_without_newfid() {
         Rmessage::Walk(w) => assert_eq!(w.wqids.len(), 2),
         other => panic!("{other:?}"),
     }
-    assert_eq!(c.err(Tclunk { fid: 1 }), libc::EBADF);
+    assert_eq!(c.err(Tclunk { fid: 1 }), linux::EBADF);
     assert_eq!(c.server.refs.len(), 0);
 }
 
@@ -105,7 +106,7 @@ fn test_walk_newfid_in_use_answers_ebadf() {
     std::fs::create_dir(c.path("a")).unwrap();
     c.walk(ROOT, 1, &[]);
 
-    assert_eq!(c.err(Client::twalk(ROOT, 1, &["a"])), libc::EBADF);
+    assert_eq!(c.err(Client::twalk(ROOT, 1, &["a"])), linux::EBADF);
     assert_eq!(c.server.refs.len(), 0);
 }
 
@@ -129,7 +130,7 @@ fn test_walk_symlink_to_outside_is_not_followed() {
     c.walk(ROOT, 1, &["escape"]);
     let errno = c.err(Client::twalk(1, 2, &["etc"]));
 
-    assert_eq!(errno, libc::ENOTDIR);
+    assert_eq!(errno, linux::ENOTDIR);
 }
 
 #[test]
