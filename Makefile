@@ -73,19 +73,19 @@ test: unit-test test-windows rig-test
 
 # Windows hosts (docs/windows.md): the crates that ship on Windows, cross-compiled with mingw and
 # tested under Debian's wine64. The list grows as each crate gets its Windows half.
-WINDOWS_TARGET = x86_64-pc-windows-gnu
-WINDOWS_CRATES = lcow-base lcow-fs lcow-hypervisor lcow-protocol
+WINDOWS_CRATES = lcow-base lcow-devices lcow-fs lcow-hypervisor lcow-protocol
 WINDOWS_PKGS = $(addprefix -p ,$(WINDOWS_CRATES))
 
+# scripts/cargo-windows adds --target x86_64-pc-windows-gnu and the patches Windows builds need.
 check-windows:
 	@scripts/windows-toolchain.sh
-	$(CARGO) check --target $(WINDOWS_TARGET) $(WINDOWS_PKGS) --all-targets
-	$(CARGO) clippy --target $(WINDOWS_TARGET) $(WINDOWS_PKGS) --all-targets -- -D warnings
+	CARGO=$(CARGO) scripts/cargo-windows check $(WINDOWS_PKGS) --all-targets
+	CARGO=$(CARGO) scripts/cargo-windows clippy $(WINDOWS_PKGS) --all-targets -- -D warnings
 
 test-windows:
 	@scripts/windows-toolchain.sh
-	CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$(CURDIR)/scripts/wine-run \
-	  $(CARGO) test --target $(WINDOWS_TARGET) $(WINDOWS_PKGS)
+	CARGO=$(CARGO) CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$(CURDIR)/scripts/wine-run \
+	  scripts/cargo-windows test $(WINDOWS_PKGS)
 
 lint:
 	@scripts/deps.sh lint

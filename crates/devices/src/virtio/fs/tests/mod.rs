@@ -260,6 +260,8 @@ fn test_fs_hostile_chains_returned_empty_without_reaching_server() {
     assert!(fake.seen().is_empty());
 }
 
+/// Against lcow-fs's Linux passthrough backend.
+#[cfg(target_os = "linux")]
 #[test]
 fn test_fs_init_reaches_real_fuse_server_over_passthrough() {
     use lcow_fs::backend::passthrough::{Config, Passthrough};

@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod concurrency;
+// Against lcow-fs's Linux passthrough backend.
+#[cfg(target_os = "linux")]
 mod end_to_end;
 mod queue;
 
