@@ -98,6 +98,10 @@ pub enum Error {
     /// Unregistering an io event failed.
     #[error("failed to unregister an io event")]
     UnregisterIoEvent(#[source] io::Error),
+    /// The host's hypervisor cannot be used (missing, turned off or too old); the message says
+    /// what to do.
+    #[error("{0}")]
+    HypervisorUnavailable(String),
     /// The backend or host lacks an optional feature.
     #[error("{0} is not supported by this hypervisor")]
     Unsupported(&'static str),

@@ -11,11 +11,12 @@
 //!   paths (irqfd, ioeventfd) implement the portable [`VmEvents`] extension trait over
 //!   `lcow_base::Event`, and
 //!   [`kvm::kvm_kind`] tells a hardware KVM from KVM-PVM (see docs/architecture.md, "Test tiers").
-//! - `whp` (`cfg(windows)`, not written yet): the seam is ready. Add `src/whp/` with a
-//!   `WhpHypervisor`/`WhpVm`/`WhpVcpu` implementing the three traits (port I/O and MMIO exits go
+//! - `whp` (`cfg(windows)`, being written): so far `whp::probe`, which loads the platform's
+//!   DLLs at run time and says why a host cannot run guests. Next: `WhpHypervisor`/`WhpVm`/
+//!   `WhpVcpu` implementing the three traits (port I/O and MMIO exits go
 //!   through the WHP instruction emulator inside `handle_io`/`handle_mmio`, exactly as the callback
-//!   shape expects), declare `#[cfg(windows)] pub mod whp;` below, and add one `#[test]` line per
-//!   behaviour in `tests/` (the conformance bodies in `tests/conformance/` are generic).
+//!   shape expects), and one `#[test]` line per behaviour in `tests/` (the conformance bodies
+//!   in `tests/conformance/` are generic).
 //!
 //! # Using it
 //!
@@ -55,6 +56,8 @@ pub mod x86_64;
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod kvm;
+#[cfg(all(windows, target_arch = "x86_64"))]
+pub mod whp;
 
 pub use error::{Error, Result};
 pub use vcpu::{IoOperation, IoParams, MpState, SystemEvent, Vcpu, VcpuExit, VcpuKick};
