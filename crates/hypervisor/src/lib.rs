@@ -49,6 +49,8 @@
 #![deny(missing_docs)]
 
 mod error;
+#[cfg(target_arch = "x86_64")]
+pub mod irqchip;
 mod vcpu;
 mod vm;
 #[cfg(target_arch = "x86_64")]
