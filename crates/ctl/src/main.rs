@@ -11,6 +11,7 @@ mod exec;
 mod run;
 mod share;
 mod spec;
+mod sys;
 mod tty;
 
 use std::path::PathBuf;
@@ -36,7 +37,8 @@ use crate::agent::{ctx, rpc_message, CALL_TIMEOUT};
                   signal N ended it); 125 when lcow-ctl itself fails (the message says why)."
 )]
 struct Cli {
-    /// The VM's hybrid-vsock socket (`lcow-vmm run --vsock PATH`).
+    /// The VM's hybrid-vsock endpoint (`lcow-vmm run --vsock PATH`): a unix socket on Linux;
+    /// on Windows a pipe name such as \\.\pipe\lcow-ID, whose port P is the pipe PATH-P.
     #[arg(long, value_name = "PATH")]
     vsock: PathBuf,
     /// How long to wait for the VM's socket and the agent to be ready, in seconds.
@@ -264,21 +266,27 @@ fn parse_signal(text: &str) -> anyhow::Result<u32> {
         return Ok(n);
     }
     let name = text.trim_start_matches("SIG").to_ascii_uppercase();
-    let n = match name.as_str() {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "TERM" => libc::SIGTERM,
-        "STOP" => libc::SIGSTOP,
-        "CONT" => libc::SIGCONT,
-        "WINCH" => libc::SIGWINCH,
-        _ => anyhow::bail!("unknown signal {text:?}"),
-    };
-    Ok(n.unsigned_abs())
+    LINUX_SIGNALS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, number)| *number)
+        .ok_or_else(|| anyhow::anyhow!("unknown signal {text:?}"))
 }
+
+/// The signals `kill` knows by name, with their numbers in the guest (Linux x86-64's, whatever
+/// the host is: Windows has none of them).
+const LINUX_SIGNALS: &[(&str, u32)] = &[
+    ("HUP", 1),
+    ("INT", 2),
+    ("QUIT", 3),
+    ("KILL", 9),
+    ("USR1", 10),
+    ("USR2", 12),
+    ("TERM", 15),
+    ("CONT", 18),
+    ("STOP", 19),
+    ("WINCH", 28),
+];
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -290,6 +298,26 @@ mod tests {
     #[test]
     fn test_cli_definition_valid() {
         Cli::command().debug_assert();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn test_linux_signals_equal_libc_on_linux() {
+        let libc_numbers = [
+            libc::SIGHUP,
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGKILL,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGTERM,
+            libc::SIGCONT,
+            libc::SIGSTOP,
+            libc::SIGWINCH,
+        ];
+        for ((name, ours), theirs) in LINUX_SIGNALS.iter().zip(libc_numbers) {
+            assert_eq!(i64::from(*ours), i64::from(theirs), "SIG{name}");
+        }
     }
 
     #[test]

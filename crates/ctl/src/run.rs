@@ -2,9 +2,6 @@
 //! it, stream until it ends, remove it, and return its exit status.
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +12,7 @@ use lcow_protocol::agent::{
     ContainerRequest, CreateContainerRequest, ExitStatus, ResizePtyRequest, StartProcessRequest,
     Stdio, WaitProcessRequest,
 };
+use lcow_protocol::hybrid::HostStream;
 use lcow_protocol::stdio::StreamKind;
 
 use crate::agent::{ctx, rpc_message, Agent, CALL_TIMEOUT};
@@ -158,18 +156,11 @@ pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
             },
         )
     };
-    let host_in = io::stdin();
     let _raw = if args.tty {
-        let size = args
-            .tty_size
-            .or_else(|| tty::size(host_in.as_fd()))
-            .unwrap_or((24, 80));
+        let size = args.tty_size.or_else(tty::stdin_size).unwrap_or((24, 80));
         resize(size).map_err(|e| anyhow!("cannot size the terminal: {}", rpc_message(&e)))?;
-        if tty::is_tty(host_in.as_fd()) {
-            Some(
-                tty::RawMode::enter(host_in.as_fd())
-                    .context("cannot put the terminal in raw mode")?,
-            )
+        if tty::stdin_is_tty() {
+            Some(tty::raw_stdin().context("cannot put the terminal in raw mode")?)
         } else {
             None
         }
@@ -210,15 +201,15 @@ pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
 /// The connected stdio streams of one process.
 #[derive(Debug, Default)]
 pub struct Streams {
-    stdin: Option<UnixStream>,
-    stdout: Option<UnixStream>,
-    stderr: Option<UnixStream>,
+    stdin: Option<HostStream>,
+    stdout: Option<HostStream>,
+    stderr: Option<HostStream>,
 }
 
 impl Streams {
     /// Opens the streams `stdio` declares for (`id`, `exec`).
     pub fn open(agent: &Agent, id: &str, exec: &str, stdio: &Stdio) -> anyhow::Result<Self> {
-        let open = |kind, wanted: bool| -> anyhow::Result<Option<UnixStream>> {
+        let open = |kind, wanted: bool| -> anyhow::Result<Option<HostStream>> {
             Ok(wanted
                 .then(|| agent.open_stream(id, exec, kind))
                 .transpose()?)
@@ -245,17 +236,17 @@ pub fn attach(
             let sock = s.try_clone();
             pump(io::stdin().lock(), s, move || {
                 if let Ok(sock) = sock {
-                    let _ = sock.shutdown(Shutdown::Write);
+                    tty::close_write(sock);
                 }
             });
         });
     }
-    if follow_winch && tty::is_tty(io::stdin().as_fd()) {
+    if follow_winch && tty::stdin_is_tty() {
         let client = agent.client.clone();
         let (id, exec) = (id.to_owned(), exec.to_owned());
         thread::spawn(move || {
             while tty::wait_winch().is_ok() {
-                if let Some((rows, cols)) = tty::size(io::stdin().as_fd()) {
+                if let Some((rows, cols)) = tty::stdin_size() {
                     let _ = client.resize_pty(
                         ctx(CALL_TIMEOUT),
                         &ResizePtyRequest {
