@@ -1,13 +1,21 @@
 //! The Windows Hypervisor Platform (WHP) backend, being written (docs/windows.md).
 //!
 //! What exists: [`probe`], which tells whether this host can run guests with WHP and, when it
-//! cannot, says why and how to turn WHP on. The platform's DLLs are loaded at run time
+//! cannot, says why and how to turn WHP on; [`Partition`], a partition set up for our guests
+//! (CPUID and MSR exits, xAPIC) with its guest memory ranges. The vCPUs, their exits and
+//! interrupt delivery (with [`crate::irqchip`]) come next. The platform's DLLs are loaded at run time
 //! ([`api`]), never linked, so a host without them gets that error instead of a program that
 //! the Windows loader refuses to start.
 
 mod api;
+mod partition;
+
+pub use partition::Partition;
+
+use windows_sys::Win32::System::Hypervisor::WHvCapabilityCodeHypervisorPresent;
 
 use crate::{Error, Result};
+use api::Platform;
 
 /// How to turn WHP on, for error messages.
 pub const ENABLE_HINT: &str = "turn on the Windows feature \"Windows Hypervisor Platform\" \
@@ -19,7 +27,15 @@ pub const ENABLE_HINT: &str = "turn on the Windows feature \"Windows Hypervisor 
 /// backend calls, and reports the hypervisor present.
 pub fn probe() -> Result<()> {
     let api = api::platform()?;
-    if !api.hypervisor_present()? {
+    let mut present = [0u8; 4];
+    api.get_capability(WHvCapabilityCodeHypervisorPresent, &mut present)
+        .map_err(|e| {
+            Error::HypervisorUnavailable(format!(
+                "WHvGetCapability failed ({}); {ENABLE_HINT}",
+                std::io::Error::from(e)
+            ))
+        })?;
+    if u32::from_le_bytes(present) == 0 {
         return Err(Error::HypervisorUnavailable(format!(
             "the Windows Hypervisor Platform is installed but the hypervisor is not running; \
              {ENABLE_HINT}"
