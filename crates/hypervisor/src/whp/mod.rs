@@ -2,12 +2,14 @@
 //!
 //! What exists: [`probe`], which tells whether this host can run guests with WHP and, when it
 //! cannot, says why and how to turn WHP on; [`Partition`], a partition set up for our guests
-//! (CPUID and MSR exits, xAPIC) with its guest memory ranges; [`regs`], the register tables.
+//! (CPUID and MSR exits, xAPIC) with its guest memory ranges; [`regs`], the register tables;
+//! [`exit`], what each exit reason means for the run loop.
 //! The vCPUs, their exits and interrupt delivery (with [`crate::irqchip`]) come next. The platform's DLLs are loaded at run time
 //! ([`api`]), never linked, so a host without them gets that error instead of a program that
 //! the Windows loader refuses to start.
 
 mod api;
+pub mod exit;
 mod partition;
 pub mod regs;
 
