@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use lcow_devices::virtio::fs::FsError;
 use lcow_devices::virtio::mmio::MmioError;
 use lcow_devices::virtio::p9::P9Error;
-use lcow_devices::virtio::vsock::VsockError;
 use lcow_devices::virtio_mmio::SlotError;
 use lcow_devices::BusError;
 
@@ -31,7 +30,7 @@ pub enum VmmError {
     },
     /// Opening the hypervisor failed.
     #[error("failed to open the hypervisor")]
-    OpenHypervisor(#[source] lcow_hypervisor::kvm::Error),
+    OpenHypervisor(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Setting up guest memory failed.
     #[error("failed to set up guest memory")]
     SetUpMemory(#[source] MemoryError),
@@ -76,7 +75,10 @@ pub enum VmmError {
     AllocateSlot(#[source] SlotError),
     /// Creating the vsock device (its socket, its event loop) failed.
     #[error("failed to create the vsock device")]
-    CreateVsock(#[source] VsockError),
+    CreateVsock(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// This host cannot do what the VM asks for (the message says what and why).
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// Opening a share's directory for its file server failed.
     #[error("cannot serve share '{tag}'")]
     OpenShare {

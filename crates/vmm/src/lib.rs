@@ -24,6 +24,7 @@ pub mod memory;
 pub mod monitor;
 pub mod mptable;
 pub mod panic_watch;
+mod sys;
 pub mod vcpu;
 pub mod vcpu_error;
 pub mod virtio;

@@ -7,15 +7,19 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use lcow_hypervisor::kvm::{kvm_kind, KvmKind};
 use lcow_protocol::vm::{
     ConsoleSpec, VmExit, VmLaunch, EXIT_GUEST_PANIC, EXIT_POWER_OFF, EXIT_RESET, EXIT_VMM_ERROR,
 };
 use lcow_vmm::config::{check_shares, ShareConfig, MAX_VCPUS};
 use lcow_vmm::{parse_size, Console, ExitReason, VmConfig};
 
-/// The escape hatch that lets `run` try a KVM-PVM host anyway.
-const ALLOW_PVM_ENV: &str = "LCOW_ALLOW_PVM";
+// The host check before anything is loaded: /dev/kvm on Linux, WHP on Windows.
+#[cfg(target_os = "linux")]
+#[path = "host_linux.rs"]
+mod host;
+#[cfg(windows)]
+#[path = "host_windows.rs"]
+mod host;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -145,42 +149,14 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 }
 
 fn check_readable(what: &str, path: &Path) -> anyhow::Result<()> {
-    let file =
-        File::open(path).with_context(|| format!("cannot read the {what} {}", path.display()))?;
-    let meta = file
-        .metadata()
+    let meta = std::fs::metadata(path)
         .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    // Before opening it: Windows cannot open a directory as a file at all.
     if !meta.is_file() {
         bail!("the {what} {} is not a regular file", path.display());
     }
+    File::open(path).with_context(|| format!("cannot read the {what} {}", path.display()))?;
     Ok(())
-}
-
-/// Refuses hosts whose /dev/kvm cannot boot a Linux guest, before anything is loaded.
-fn check_kvm() -> anyhow::Result<()> {
-    match kvm_kind() {
-        KvmKind::Hardware(_) => Ok(()),
-        KvmKind::Missing => bail!(
-            "no /dev/kvm: load kvm_intel or kvm_amd (or give this user read and write access \
-             to /dev/kvm)"
-        ),
-        KvmKind::Pvm if std::env::var(ALLOW_PVM_ENV).is_ok_and(|v| v == "1") => {
-            tracing::warn!(
-                "/dev/kvm is KVM-PVM: a normal Linux kernel will not boot here \
-                 ({ALLOW_PVM_ENV}=1 given, trying anyway)"
-            );
-            Ok(())
-        }
-        KvmKind::Pvm => bail!(
-            "this host's /dev/kvm is KVM-PVM, a software hypervisor on which a normal Linux \
-             kernel cannot boot; run under `tests/rig/run -- lcow-vmm run ...` or on a host \
-             with hardware virtualization (set {ALLOW_PVM_ENV}=1 to try anyway)"
-        ),
-        KvmKind::Unknown => {
-            tracing::warn!("{}; trying anyway", KvmKind::Unknown.explain());
-            Ok(())
-        }
-    }
 }
 
 /// The VM to run and where its log goes.
@@ -262,7 +238,7 @@ fn run(config: VmConfig) -> anyhow::Result<ExitReason> {
     if let Some(initrd) = &config.initrd {
         check_readable("initramfs", initrd)?;
     }
-    check_kvm()?;
+    host::check()?;
     lcow_vmm::run(&config).context("the vm failed")
 }
 
@@ -437,9 +413,12 @@ mod tests {
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         let text = err.to_string();
         assert!(
-            text.contains("cannot use share path /nonexistent/lcow-dir: No such file"),
+            text.contains("cannot use share path /nonexistent/lcow-dir: "),
             "{text}"
         );
+        if cfg!(target_os = "linux") {
+            assert!(text.contains("No such file"), "{text}");
+        }
     }
 
     #[test]
@@ -467,12 +446,15 @@ mod tests {
             chain.starts_with("cannot read the kernel /nonexistent/vmlinux"),
             "{chain}"
         );
-        assert!(chain.contains("No such file"), "{chain}");
+        if cfg!(target_os = "linux") {
+            assert!(chain.contains("No such file"), "{chain}");
+        }
     }
 
     #[test]
     fn test_check_readable_directory_rejected() {
-        let err = check_readable("kernel", Path::new("/")).unwrap_err();
+        let dir = std::env::temp_dir();
+        let err = check_readable("kernel", &dir).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 

@@ -27,18 +27,19 @@ use lcow_devices::virtio::fs::VirtioFs;
 use lcow_devices::virtio::mmio::{reg, MmioTransport};
 use lcow_devices::virtio::p9::P9;
 use lcow_devices::virtio::request::{PoolConfig, RequestStopper, RequestWorker};
-use lcow_devices::virtio::vsock::{Limits, Vsock, VsockStopper, DEFAULT_GUEST_CID};
 use lcow_devices::virtio::VirtioDevice;
 use lcow_devices::virtio_mmio::{Slot, SlotAllocator};
 use lcow_devices::{Bus, IrqTrigger};
-use lcow_fs::backend::{mapped, passthrough, Backend};
+use lcow_fs::backend::Backend;
 use lcow_hypervisor::{Capability, Datamatch, IoEventAddress, VmEvents};
 use vm_memory::GuestMemoryMmap;
 
-use crate::config::{ShareBackend, ShareConfig, ShareProtocol, VmConfig};
+use crate::config::{ShareConfig, ShareProtocol, VmConfig};
 use crate::error::VmmError;
 
 /// The number of virtio-fs request queues (besides the high-priority one).
+// The share devices have no Windows backend yet (NTFS: docs/windows.md).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const VIRTIOFS_REQUEST_QUEUES: u32 = 1;
 
 /// The virtio-mmio slots of a VM's devices, decided before boot so the command line can
@@ -67,25 +68,27 @@ pub fn plan_slots(config: &VmConfig) -> Result<SlotPlan, VmmError> {
 }
 
 /// How a device thread is told to stop.
-#[derive(Debug)]
-enum Stopper {
-    Vsock(VsockStopper),
-    Requests(RequestStopper),
+pub(crate) trait Stopper: Send + std::fmt::Debug {
+    /// Asks the thread to return.
+    fn stop(&self) -> std::io::Result<()>;
 }
 
-impl Stopper {
+impl Stopper for RequestStopper {
     fn stop(&self) -> std::io::Result<()> {
-        match self {
-            Stopper::Vsock(s) => s.stop(),
-            Stopper::Requests(s) => s.stop(),
-        }
+        RequestStopper::stop(self)
     }
+}
+
+/// A device thread, ready to start: its body and how to stop it.
+pub(crate) struct DeviceWorker {
+    pub(crate) stopper: Box<dyn Stopper>,
+    pub(crate) body: Box<dyn FnOnce() + Send>,
 }
 
 /// The running device threads; dropping this stops and joins them.
 #[derive(Debug, Default)]
 pub struct DeviceThreads {
-    threads: Vec<(String, Stopper, JoinHandle<()>)>,
+    threads: Vec<(String, Box<dyn Stopper>, JoinHandle<()>)>,
 }
 
 impl DeviceThreads {
@@ -105,7 +108,7 @@ impl DeviceThreads {
     fn spawn(
         &mut self,
         name: &str,
-        stopper: Stopper,
+        stopper: Box<dyn Stopper>,
         body: impl FnOnce() + Send + 'static,
     ) -> Result<(), VmmError> {
         let handle = thread::Builder::new()
@@ -153,19 +156,13 @@ fn attach_vsock<V: VmEvents>(
     threads: &mut DeviceThreads,
 ) -> Result<(), VmmError> {
     const NAME: &str = "vsock";
-    let (device, worker) =
-        Vsock::new(DEFAULT_GUEST_CID, path, Limits::default()).map_err(VmmError::CreateVsock)?;
-    let stopper = worker.stopper().map_err(|source| VmmError::SpawnThread {
-        name: NAME.to_owned(),
-        source,
-    })?;
-    install(vm, mem, mmio, slot, NAME, Box::new(device))?;
-    threads.spawn(NAME, Stopper::Vsock(stopper), move || worker.run())?;
+    let (device, worker) = crate::sys::vsock_device(path, NAME)?;
+    install(vm, mem, mmio, slot, NAME, device)?;
+    threads.spawn(NAME, worker.stopper, worker.body)?;
     tracing::info!(
         path = %path.display(),
         addr = slot.addr,
         irq = slot.irq,
-        guest_cid = DEFAULT_GUEST_CID,
         "vsock device ready"
     );
     Ok(())
@@ -179,10 +176,7 @@ fn attach_share<V: VmEvents>(
     share: &ShareConfig,
     threads: &mut DeviceThreads,
 ) -> Result<(), VmmError> {
-    let (device, worker) = match share.backend {
-        ShareBackend::Passthrough => share_device(share, open_passthrough(share)?)?,
-        ShareBackend::Mapped => share_device(share, open_mapped(share)?)?,
-    };
+    let (device, worker) = crate::sys::share_device(share)?;
     let name = match share.protocol {
         ShareProtocol::P9 => "9p",
         ShareProtocol::VirtioFs => "virtio-fs",
@@ -192,7 +186,7 @@ fn attach_share<V: VmEvents>(
         source,
     })?;
     install(vm, mem, mmio, slot, name, device)?;
-    threads.spawn(name, Stopper::Requests(stopper), move || worker.run())?;
+    threads.spawn(name, Box::new(stopper), move || worker.run())?;
     tracing::info!(
         tag = share.tag.as_str(),
         path = %share.path.display(),
@@ -206,28 +200,9 @@ fn attach_share<V: VmEvents>(
     Ok(())
 }
 
-fn open_passthrough(share: &ShareConfig) -> Result<passthrough::Passthrough, VmmError> {
-    let config = passthrough::Config {
-        read_only: share.read_only,
-    };
-    passthrough::Passthrough::new(&share.path, config).map_err(|source| VmmError::OpenShare {
-        tag: share.tag.clone(),
-        source,
-    })
-}
-
-fn open_mapped(share: &ShareConfig) -> Result<mapped::Mapped, VmmError> {
-    let config = mapped::Config {
-        read_only: share.read_only,
-    };
-    mapped::Mapped::new(&share.path, config).map_err(|source| VmmError::OpenShare {
-        tag: share.tag.clone(),
-        source,
-    })
-}
-
 /// The device of `share` serving `backend` with the share's protocol, and its queue thread.
-fn share_device<B: Backend + 'static>(
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn share_device<B: Backend + 'static>(
     share: &ShareConfig,
     backend: B,
 ) -> Result<(Box<dyn VirtioDevice>, RequestWorker), VmmError> {
@@ -247,6 +222,7 @@ fn share_device<B: Backend + 'static>(
 }
 
 /// The virtio-fs device of `share`: `lcow_fs::fuse::server::Server` over `backend`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn virtiofs_device<B: Backend + 'static>(
     share: &ShareConfig,
     backend: B,
@@ -313,7 +289,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::Console;
+    use crate::config::{Console, ShareBackend};
 
     fn config(vsock: Option<PathBuf>, shares: Vec<ShareConfig>) -> VmConfig {
         VmConfig {
@@ -374,6 +350,8 @@ mod tests {
         assert!(plan.slots.cmdline_tokens().is_empty());
     }
 
+    /// The share backends are Linux's (passthrough, mapped).
+    #[cfg(target_os = "linux")]
     #[test]
     fn test_share_device_every_protocol_and_backend_builds() {
         let dir = tempfile::tempdir().unwrap();
@@ -382,12 +360,7 @@ mod tests {
                 let mut s = share("tag", protocol, backend);
                 s.path = dir.path().to_path_buf();
 
-                let (device, _worker) = match backend {
-                    ShareBackend::Passthrough => {
-                        share_device(&s, open_passthrough(&s).unwrap()).unwrap()
-                    }
-                    ShareBackend::Mapped => share_device(&s, open_mapped(&s).unwrap()).unwrap(),
-                };
+                let (device, _worker) = crate::sys::share_device(&s).unwrap();
 
                 let expected = match protocol {
                     ShareProtocol::P9 => 9,
@@ -398,12 +371,15 @@ mod tests {
         }
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn test_open_share_missing_directory_names_tag() {
         let mut s = share("gone", ShareProtocol::P9, ShareBackend::Passthrough);
         s.path = PathBuf::from("/nonexistent/lcow-share");
 
-        let err = open_passthrough(&s).unwrap_err();
+        let Err(err) = crate::sys::share_device(&s) else {
+            panic!("a share of a missing directory");
+        };
 
         assert_eq!(err.to_string(), "cannot serve share 'gone'");
     }

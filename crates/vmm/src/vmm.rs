@@ -28,10 +28,9 @@ use crate::panic_watch::PanicWatch;
 use crate::vcpu::{configure_vcpu, run_vcpu, VcpuContext, VcpuSetup};
 use crate::virtio::{attach_devices, plan_slots, DeviceThreads};
 
-/// Boots `config` on KVM and runs it until it ends.
+/// Boots `config` on this host's hypervisor (KVM on Linux) and runs it until it ends.
 pub fn run(config: &VmConfig) -> Result<ExitReason, VmmError> {
-    let hv = lcow_hypervisor::kvm::KvmHypervisor::new().map_err(VmmError::OpenHypervisor)?;
-    run_on(&hv, config)
+    crate::sys::run(config)
 }
 
 fn console_sink(console: &Console) -> Result<Box<dyn Write + Send>, VmmError> {

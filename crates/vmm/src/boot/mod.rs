@@ -177,10 +177,13 @@ const ELF_MAGIC: [u8; 4] = *b"\x7fELF";
 /// Loads the kernel at `path` into `mem`: an ELF `vmlinux` must have a PVH note; anything else
 /// must be a bzImage.
 pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel, BootError> {
-    let mut file = File::open(path).map_err(|source| BootError::OpenKernel {
+    let open_error = |source| BootError::OpenKernel {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let mut file = File::open(path)
+        .and_then(crate::sys::image)
+        .map_err(open_error)?;
     let mut magic = [0u8; 4];
     let read = file
         .read(&mut magic)
@@ -251,8 +254,9 @@ pub fn load_initrd(
         path: path.to_owned(),
         source,
     };
-    let mut file = File::open(path).map_err(open_error)?;
+    let file = File::open(path).map_err(open_error)?;
     let size = file.metadata().map_err(open_error)?.len();
+    let mut file = crate::sys::image(file).map_err(open_error)?;
     let addr =
         initrd_placement(size, kernel_end, top).ok_or_else(|| BootError::InitrdTooLarge {
             path: path.to_owned(),

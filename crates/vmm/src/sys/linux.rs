@@ -1,0 +1,84 @@
+//! The VMM on Linux: KVM, the hybrid-vsock device on a unix socket, the passthrough and mapped
+//! share backends, and kernel images read straight from their files.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use lcow_devices::virtio::request::RequestWorker;
+use lcow_devices::virtio::vsock::{Limits, Vsock, VsockStopper, DEFAULT_GUEST_CID};
+use lcow_devices::virtio::VirtioDevice;
+use lcow_fs::backend::{mapped, passthrough};
+
+use crate::config::{ShareBackend, ShareConfig, VmConfig};
+use crate::error::VmmError;
+use crate::monitor::ExitReason;
+use crate::virtio::{DeviceWorker, Stopper};
+
+/// Boots `config` on KVM and runs it until it ends.
+pub(crate) fn run(config: &VmConfig) -> Result<ExitReason, VmmError> {
+    let hv = lcow_hypervisor::kvm::KvmHypervisor::new()
+        .map_err(|e| VmmError::OpenHypervisor(Box::new(e)))?;
+    crate::vmm::run_on(&hv, config)
+}
+
+impl Stopper for VsockStopper {
+    fn stop(&self) -> io::Result<()> {
+        VsockStopper::stop(self)
+    }
+}
+
+/// The vsock device on the unix socket `path` (hybrid vsock) and its thread (`name`).
+pub(crate) fn vsock_device(
+    path: &Path,
+    name: &str,
+) -> Result<(Box<dyn VirtioDevice>, DeviceWorker), VmmError> {
+    let (device, worker) = Vsock::new(DEFAULT_GUEST_CID, path, Limits::default())
+        .map_err(|e| VmmError::CreateVsock(Box::new(e)))?;
+    let stopper = worker.stopper().map_err(|source| VmmError::SpawnThread {
+        name: name.to_owned(),
+        source,
+    })?;
+    tracing::debug!(guest_cid = DEFAULT_GUEST_CID, "vsock device created");
+    Ok((
+        Box::new(device),
+        DeviceWorker {
+            stopper: Box::new(stopper),
+            body: Box::new(move || worker.run()),
+        },
+    ))
+}
+
+/// The device serving `share` with its backend and protocol, and its queue thread.
+pub(crate) fn share_device(
+    share: &ShareConfig,
+) -> Result<(Box<dyn VirtioDevice>, RequestWorker), VmmError> {
+    let open_error = |source| VmmError::OpenShare {
+        tag: share.tag.clone(),
+        source,
+    };
+    match share.backend {
+        ShareBackend::Passthrough => {
+            let config = passthrough::Config {
+                read_only: share.read_only,
+            };
+            let backend = passthrough::Passthrough::new(&share.path, config).map_err(open_error)?;
+            crate::virtio::share_device(share, backend)
+        }
+        ShareBackend::Mapped => {
+            let config = mapped::Config {
+                read_only: share.read_only,
+            };
+            let backend = mapped::Mapped::new(&share.path, config).map_err(open_error)?;
+            crate::virtio::share_device(share, backend)
+        }
+    }
+}
+
+/// A kernel or initramfs file as the loaders read it: the file itself.
+pub(crate) type Image = File;
+
+/// `file` ready for the loaders.
+pub(crate) fn image(file: File) -> io::Result<Image> {
+    Ok(file)
+}
