@@ -42,3 +42,40 @@ impl vm_superio::Trigger for IrqTrigger {
         IrqTrigger::trigger(self)
     }
 }
+
+/// Test helper: how many times `event` (an irq line, a queue notification) was signalled since
+/// it was last cleared, and clears it.
+/// An eventfd counts (Linux); a Windows event only says whether it was signalled, so there the
+/// answer is 0 or 1.
+#[cfg(test)]
+pub(crate) fn take_signals(event: &Event) -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        use lcow_base::linux::EventExt;
+        match event.eventfd().read() {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => panic!("reading the eventfd: {e}"),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        u64::from(
+            event
+                .reset()
+                .unwrap_or_else(|e| panic!("clearing the event: {e}")),
+        )
+    }
+}
+
+/// Test helper: asserts `event` was signalled `n` times (on hosts whose events count; elsewhere,
+/// that it was signalled at all when `n > 0` and not when `n == 0`).
+#[cfg(test)]
+pub(crate) fn assert_signals(event: &Event, n: u64) {
+    let got = take_signals(event);
+    if cfg!(target_os = "linux") {
+        assert_eq!(got, n, "signals");
+    } else {
+        assert_eq!(got, u64::from(n > 0), "signalled");
+    }
+}
