@@ -255,12 +255,12 @@ impl Muxer {
             return;
         };
         let Some(port) = port else {
-            self.unwatch(&pending.stream);
+            unwatch(&self.wait, &pending.stream);
             return; // dropping the stream closes it
         };
         if self.conns.len() >= self.limits.max_connections {
             tracing::debug!(port, "vsock connection limit reached; CONNECT refused");
-            self.unwatch(&pending.stream);
+            unwatch(&self.wait, &pending.stream);
             return;
         }
         let local_port = self.allocate_local_port();
@@ -271,7 +271,7 @@ impl Muxer {
         if self.conns.contains_key(&key) {
             // Only a guest connection to a host port in our pool could hold this key.
             self.local_ports.remove(&local_port);
-            self.unwatch(&pending.stream);
+            unwatch(&self.wait, &pending.stream);
             return;
         }
         tracing::debug!(port, local_port, "host connects to guest port");
@@ -456,16 +456,8 @@ impl Muxer {
                 self.rxq.retain(|k| *k != key);
             }
             if conn.registered.is_some() {
-                self.unwatch(conn.stream());
+                unwatch(&self.wait, conn.stream());
             }
-        }
-    }
-
-    /// Takes a host stream out of the wait before it is dropped: closing it would do that on
-    /// Linux (epoll), not on every host.
-    fn unwatch(&self, stream: &UnixStream) {
-        if let Err(e) = self.wait.delete(stream) {
-            tracing::debug!(error = %e, "cannot unwatch a host stream");
         }
     }
 
@@ -476,9 +468,7 @@ impl Muxer {
             let alive = p.deadline > now;
             if !alive {
                 tracing::debug!("host client sent no CONNECT line in time; closed");
-                if let Err(e) = wait.delete(&p.stream) {
-                    tracing::debug!(error = %e, "cannot unwatch a host stream");
-                }
+                unwatch(wait, &p.stream);
             }
             alive
         });
@@ -523,6 +513,15 @@ impl Muxer {
         if count > 0 {
             tracing::debug!(count, "vsock device reset; connections closed");
         }
+    }
+}
+
+/// Takes a host stream out of `wait` before it is dropped: closing it would do that on Linux
+/// (epoll), not on every host. A free function, so `sweep` can call it while it borrows the
+/// pending streams.
+fn unwatch(wait: &WaitContext<u64>, stream: &UnixStream) {
+    if let Err(e) = wait.delete(stream) {
+        tracing::debug!(error = %e, "cannot unwatch a host stream");
     }
 }
 
