@@ -142,7 +142,7 @@ impl<T: EventToken> WaitContext<T> {
     }
 
     /// Blocks until at least one watched descriptor is ready; returns the ready ones (at most
-    /// `max` of them; the rest are reported by the next wait).
+    /// `max` of them, and at most 64 on any host; the rest are reported by the next wait).
     pub fn wait(&self, max: usize) -> io::Result<Vec<TriggeredEvent<T>>> {
         self.wait_inner(None, max)
     }

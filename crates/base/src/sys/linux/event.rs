@@ -33,15 +33,7 @@ impl PlatformEvent {
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<EventWaitResult> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            let wait_ms = match deadline {
-                None => -1,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    // Round up, so a wait never ends before its deadline.
-                    let ms = left.as_nanos().div_ceil(1_000_000);
-                    i32::try_from(ms).unwrap_or(i32::MAX)
-                }
-            };
+            let wait_ms = super::wait_millis(deadline);
             let mut pfd = libc::pollfd {
                 fd: self.0.as_raw_fd(),
                 events: libc::POLLIN,

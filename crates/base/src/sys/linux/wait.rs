@@ -8,6 +8,9 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use crate::wait::Ready;
 use crate::{EventType, RawDescriptor};
 
+/// The most ready descriptors one wait reports.
+const MAX_EVENTS: usize = 64;
+
 #[derive(Debug)]
 pub(crate) struct PlatformWaitContext(Epoll);
 
@@ -57,17 +60,12 @@ impl PlatformWaitContext {
 
     pub(crate) fn wait(&self, timeout: Option<Duration>, max: usize) -> io::Result<Vec<Ready>> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut events = vec![EpollEvent::default(); max];
+        // On the stack: the device loops wait once per notification. More ready descriptors
+        // than fit are reported by the next wait (level-triggered).
+        let mut buffer = [EpollEvent::default(); MAX_EVENTS];
+        let events = &mut buffer[..max.min(MAX_EVENTS)];
         let n = loop {
-            let timeout_ms = match deadline {
-                None => -1,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    // Round up, so a wait never ends before its deadline.
-                    i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
-                }
-            };
-            match self.0.wait(timeout_ms, &mut events) {
+            match self.0.wait(super::wait_millis(deadline), events) {
                 Ok(n) => break n,
                 // A signal (a vCPU kick, a debugger) is not a reason to fail the wait.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
