@@ -11,12 +11,12 @@
 //!   paths (irqfd, ioeventfd) implement the portable [`VmEvents`] extension trait over
 //!   `lcow_base::Event`, and
 //!   [`kvm::kvm_kind`] tells a hardware KVM from KVM-PVM (see docs/architecture.md, "Test tiers").
-//! - `whp` (`cfg(windows)`, being written): so far `whp::probe`, which loads the platform's
-//!   DLLs at run time and says why a host cannot run guests. Next: `WhpHypervisor`/`WhpVm`/
-//!   `WhpVcpu` implementing the three traits (port I/O and MMIO exits go
-//!   through the WHP instruction emulator inside `handle_io`/`handle_mmio`, exactly as the callback
-//!   shape expects), and one `#[test]` line per behaviour in `tests/` (the conformance bodies
-//!   in `tests/conformance/` are generic).
+//! - `whp` (`cfg(windows)`, x86_64): the Windows Hypervisor Platform. `whp::WhpHypervisor`,
+//!   `WhpVm` and `WhpVcpu` implement the three traits; port I/O and MMIO exits go through
+//!   WHP's instruction emulator inside `handle_io`/`handle_mmio`, exactly as the callback shape
+//!   expects, and the I/O APIC is [`irqchip`]'s. `whp::probe` says why a host cannot run
+//!   guests. The generic conformance bodies in `tests/conformance/` run on both backends
+//!   (`tests/kvm.rs`, `tests/whp.rs`).
 //!
 //! # Using it
 //!

@@ -131,7 +131,12 @@ where
     let mem = create_guest_memory(config.memory).map_err(VmmError::SetUpMemory)?;
     let vm = hv.create_vm().map_err(VmmError::CreateVm)?;
     vm.create_irq_chip().map_err(VmmError::CreateIrqChip)?;
-    vm.create_pit().map_err(VmmError::CreateIrqChip)?;
+    if vm.check_capability(Capability::Pit) {
+        vm.create_pit().map_err(VmmError::CreateIrqChip)?;
+    } else {
+        // WHP: no PIT; the guest reads its TSC and APIC timer frequencies instead.
+        tracing::debug!("no in-kernel pit");
+    }
     map_into_vm(&vm, &mem).map_err(VmmError::SetUpMemory)?;
     let plan = plan_slots(config)?;
     let entry = prepare_boot(&mem, config, &plan.slots)?;

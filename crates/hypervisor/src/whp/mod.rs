@@ -1,19 +1,41 @@
-//! The Windows Hypervisor Platform (WHP) backend, being written (docs/windows.md).
+//! The Windows Hypervisor Platform (WHP) backend (docs/windows.md): [`WhpHypervisor`],
+//! [`WhpVm`] and [`WhpVcpu`] implement the crate's traits on a WHP partition.
 //!
-//! What exists: [`probe`], which tells whether this host can run guests with WHP and, when it
-//! cannot, says why and how to turn WHP on; [`Partition`], a partition set up for our guests
-//! (CPUID and MSR exits, xAPIC) with its guest memory ranges; [`regs`], the register tables;
-//! [`exit`], what each exit reason means for the run loop.
-//! The vCPUs, their exits and interrupt delivery (with [`crate::irqchip`]) come next. The platform's DLLs are loaded at run time
-//! ([`api`]), never linked, so a host without them gets that error instead of a program that
-//! the Windows loader refuses to start.
+//! - [`probe`] tells whether this host can run guests with WHP and, when it cannot, says why
+//!   and how to turn WHP on.
+//! - [`Partition`]: a partition set up for our guests (CPUID and MSR exits, xAPIC) with its
+//!   guest memory ranges.
+//! - [`vcpu`]: the run loop, the exits the backend answers itself ([`exit`], [`cpuid`],
+//!   [`msr`]), port I/O and MMIO through WinHvEmulation's instruction emulator, registers
+//!   ([`regs`]), the local APIC page, and the kick.
+//! - [`irq`]: the userspace I/O APIC and PIC stub ([`crate::irqchip`]) delivering with
+//!   `WHvRequestInterrupt`; irq events served by a thread; io events as WHP doorbells.
+//!
+//! The platform's DLLs are loaded at run time (`api`, `loaded`), never linked, so a host
+//! without them gets [`probe`]'s error instead of a program the Windows loader refuses to
+//! start. Every call goes through one function table, which the tests replace with a fake
+//! (`fake`), so the logic runs under Wine, which has no WHP. What only a Windows host with
+//! WHP can confirm is listed in docs/windows.md.
 
 mod api;
+#[cfg(test)]
+mod backend_tests;
+pub mod cpuid;
 pub mod exit;
+#[cfg(test)]
+mod fake;
+pub mod irq;
+mod irq_events;
+mod loaded;
+pub mod msr;
 mod partition;
 pub mod regs;
+pub mod vcpu;
+mod vm;
 
 pub use partition::Partition;
+pub use vcpu::{WhpKick, WhpVcpu};
+pub use vm::{WhpHypervisor, WhpVm, MAX_MEMORY_SLOTS, MAX_VCPUS};
 
 use windows_sys::Win32::System::Hypervisor::WHvCapabilityCodeHypervisorPresent;
 

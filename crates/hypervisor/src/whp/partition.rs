@@ -109,6 +109,11 @@ impl Partition {
         self.handle
     }
 
+    /// The function table the partition was made with.
+    pub(crate) fn api(&self) -> &Arc<dyn Platform> {
+        &self.api
+    }
+
     /// Maps `region` as guest memory in slot `slot` (the slot only names it in errors).
     ///
     /// # Safety
@@ -153,84 +158,8 @@ impl Drop for Partition {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::sync::Mutex;
-
-    use windows_sys::Win32::System::Hypervisor::WHV_CAPABILITY_CODE;
-
-    use super::super::api::HResult;
+    use super::super::fake::FakePlatform;
     use super::*;
-
-    /// A WHP function table that records each call and fails the one named in `fail`.
-    #[derive(Default)]
-    struct FakePlatform {
-        calls: Mutex<Vec<String>>,
-        fail: Option<&'static str>,
-    }
-
-    /// E_INVALIDARG.
-    const E_INVALIDARG: i32 = 0x8007_0057_u32 as i32;
-
-    impl FakePlatform {
-        fn failing(step: &'static str) -> Self {
-            Self {
-                fail: Some(step),
-                ..Self::default()
-            }
-        }
-
-        fn record(&self, call: String) -> HResult<()> {
-            let failed = self.fail.is_some_and(|f| call.starts_with(f));
-            self.calls.lock().unwrap().push(call);
-            if failed {
-                Err(HResultError(E_INVALIDARG))
-            } else {
-                Ok(())
-            }
-        }
-
-        fn calls(&self) -> Vec<String> {
-            self.calls.lock().unwrap().clone()
-        }
-    }
-
-    impl Platform for FakePlatform {
-        fn get_capability(&self, code: WHV_CAPABILITY_CODE, _: &mut [u8]) -> HResult<u32> {
-            self.record(format!("capability {code}")).map(|()| 0)
-        }
-        fn create_partition(&self) -> HResult<WHV_PARTITION_HANDLE> {
-            self.record("create".into()).map(|()| 7)
-        }
-        fn set_partition_property(
-            &self,
-            p: WHV_PARTITION_HANDLE,
-            code: WHV_PARTITION_PROPERTY_CODE,
-            value: &[u8],
-        ) -> HResult<()> {
-            self.record(format!("property {p} {code:#x} {value:02x?}"))
-        }
-        fn setup_partition(&self, p: WHV_PARTITION_HANDLE) -> HResult<()> {
-            self.record(format!("setup {p}"))
-        }
-        fn delete_partition(&self, p: WHV_PARTITION_HANDLE) -> HResult<()> {
-            self.record(format!("delete {p}"))
-        }
-        unsafe fn map_gpa_range(
-            &self,
-            p: WHV_PARTITION_HANDLE,
-            host: *const c_void,
-            guest: u64,
-            size: u64,
-            flags: WHV_MAP_GPA_RANGE_FLAGS,
-        ) -> HResult<()> {
-            self.record(format!(
-                "map {p} {:#x} {guest:#x} {size:#x} {flags}",
-                host as usize
-            ))
-        }
-        fn unmap_gpa_range(&self, p: WHV_PARTITION_HANDLE, guest: u64, size: u64) -> HResult<()> {
-            self.record(format!("unmap {p} {guest:#x} {size:#x}"))
-        }
-    }
 
     fn region(read_only: bool) -> MemoryRegion {
         MemoryRegion {

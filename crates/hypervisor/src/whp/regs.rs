@@ -8,7 +8,7 @@
 
 use windows_sys::Win32::System::Hypervisor::*;
 
-use crate::x86_64::{DescriptorTable, Regs, Segment, Sregs};
+use crate::x86_64::{DescriptorTable, Fpu, Regs, Segment, Sregs};
 
 /// The general purpose registers, in [`Regs`]' field order.
 pub const REGS_NAMES: [WHV_REGISTER_NAME; 18] = [
@@ -208,6 +208,112 @@ pub fn sregs_from_whp(v: &[WHV_REGISTER_VALUE; 17]) -> Sregs {
     }
 }
 
+/// The x87/SSE registers, in [`Fpu`]'s order: ST0-7 (FpMmx0-7), the x87 control/status
+/// block, the SSE control/status block, XMM0-15.
+pub const FPU_NAMES: [WHV_REGISTER_NAME; 26] = [
+    WHvX64RegisterFpMmx0,
+    WHvX64RegisterFpMmx1,
+    WHvX64RegisterFpMmx2,
+    WHvX64RegisterFpMmx3,
+    WHvX64RegisterFpMmx4,
+    WHvX64RegisterFpMmx5,
+    WHvX64RegisterFpMmx6,
+    WHvX64RegisterFpMmx7,
+    WHvX64RegisterFpControlStatus,
+    WHvX64RegisterXmmControlStatus,
+    WHvX64RegisterXmm0,
+    WHvX64RegisterXmm1,
+    WHvX64RegisterXmm2,
+    WHvX64RegisterXmm3,
+    WHvX64RegisterXmm4,
+    WHvX64RegisterXmm5,
+    WHvX64RegisterXmm6,
+    WHvX64RegisterXmm7,
+    WHvX64RegisterXmm8,
+    WHvX64RegisterXmm9,
+    WHvX64RegisterXmm10,
+    WHvX64RegisterXmm11,
+    WHvX64RegisterXmm12,
+    WHvX64RegisterXmm13,
+    WHvX64RegisterXmm14,
+    WHvX64RegisterXmm15,
+];
+
+fn reg128(bytes: &[u8; 16]) -> WHV_REGISTER_VALUE {
+    let mut low = [0u8; 8];
+    let mut high = [0u8; 8];
+    low.copy_from_slice(&bytes[..8]);
+    high.copy_from_slice(&bytes[8..]);
+    WHV_REGISTER_VALUE {
+        Reg128: WHV_UINT128 {
+            Anonymous: WHV_UINT128_0 {
+                Low64: u64::from_le_bytes(low),
+                High64: u64::from_le_bytes(high),
+            },
+        },
+    }
+}
+
+fn get128(v: &WHV_REGISTER_VALUE) -> [u8; 16] {
+    // SAFETY: every FPU value is 128 bits wide and any bit pattern is a valid pair of u64s.
+    let (low, high) = unsafe { (v.Reg128.Anonymous.Low64, v.Reg128.Anonymous.High64) };
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&low.to_le_bytes());
+    bytes[8..].copy_from_slice(&high.to_le_bytes());
+    bytes
+}
+
+/// `fpu` as values for [`FPU_NAMES`]. An x87 register is the 80-bit value in the low 10
+/// bytes of its 16, as in [`Fpu::fpr`]; the rest is reserved and written as zero.
+pub fn fpu_to_whp(f: &Fpu) -> [WHV_REGISTER_VALUE; 26] {
+    let mut out = [reg64(0); 26];
+    for (slot, st) in out.iter_mut().zip(&f.fpr) {
+        let mut bytes = *st;
+        bytes[10..].fill(0);
+        *slot = reg128(&bytes);
+    }
+    // FpControl, FpStatus, FpTag (abridged), reserved, LastFpOp, LastFpRip.
+    let mut x87 = [0u8; 16];
+    x87[0..2].copy_from_slice(&f.fcw.to_le_bytes());
+    x87[2..4].copy_from_slice(&f.fsw.to_le_bytes());
+    x87[4] = f.ftwx;
+    x87[6..8].copy_from_slice(&f.last_opcode.to_le_bytes());
+    x87[8..16].copy_from_slice(&f.last_ip.to_le_bytes());
+    out[8] = reg128(&x87);
+    // LastFpRdp, XmmStatusControl (MXCSR), XmmStatusControlMask (left 0: the default mask).
+    let mut sse = [0u8; 16];
+    sse[0..8].copy_from_slice(&f.last_dp.to_le_bytes());
+    sse[8..12].copy_from_slice(&f.mxcsr.to_le_bytes());
+    out[9] = reg128(&sse);
+    for (slot, xmm) in out[10..].iter_mut().zip(&f.xmm) {
+        *slot = reg128(xmm);
+    }
+    out
+}
+
+/// The registers read for [`FPU_NAMES`].
+pub fn fpu_from_whp(v: &[WHV_REGISTER_VALUE; 26]) -> Fpu {
+    let mut f = Fpu::default();
+    for (st, value) in f.fpr.iter_mut().zip(&v[..8]) {
+        let mut bytes = get128(value);
+        bytes[10..].fill(0);
+        *st = bytes;
+    }
+    let x87 = get128(&v[8]);
+    f.fcw = u16::from_le_bytes([x87[0], x87[1]]);
+    f.fsw = u16::from_le_bytes([x87[2], x87[3]]);
+    f.ftwx = x87[4];
+    f.last_opcode = u16::from_le_bytes([x87[6], x87[7]]);
+    f.last_ip = u64::from_le_bytes(x87[8..16].try_into().unwrap_or([0; 8]));
+    let sse = get128(&v[9]);
+    f.last_dp = u64::from_le_bytes(sse[0..8].try_into().unwrap_or([0; 8]));
+    f.mxcsr = u32::from_le_bytes(sse[8..12].try_into().unwrap_or([0; 4]));
+    for (xmm, value) in f.xmm.iter_mut().zip(&v[10..]) {
+        *xmm = get128(value);
+    }
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +420,35 @@ mod tests {
         assert_eq!(back, s);
         assert_eq!(SREGS_NAMES[8], WHvX64RegisterGdtr);
         assert_eq!(SREGS_NAMES[16], WHvX64RegisterApicBase);
+    }
+
+    #[test]
+    fn test_fpu_roundtrip_keeps_every_field() {
+        let mut f = Fpu {
+            fcw: 0x37f,
+            fsw: 0x1234,
+            ftwx: 0x81,
+            last_opcode: 0x7ff,
+            last_ip: 0x1122_3344_5566_7788,
+            last_dp: 0x8877_6655_4433_2211,
+            mxcsr: 0x1f80,
+            ..Fpu::default()
+        };
+        for (i, st) in f.fpr.iter_mut().enumerate() {
+            st[..10].fill(i as u8 + 1);
+        }
+        for (i, xmm) in f.xmm.iter_mut().enumerate() {
+            xmm.fill(0x40 + i as u8);
+        }
+        assert_eq!(fpu_from_whp(&fpu_to_whp(&f)), f);
+    }
+
+    #[test]
+    fn test_fpu_reserved_bytes_of_st_dropped() {
+        let mut f = Fpu::default();
+        f.fpr[0] = [0xff; 16];
+        let back = fpu_from_whp(&fpu_to_whp(&f));
+        assert_eq!(back.fpr[0][..10], [0xff; 10]);
+        assert_eq!(back.fpr[0][10..], [0; 6]);
     }
 }

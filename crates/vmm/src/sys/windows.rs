@@ -1,7 +1,7 @@
-//! The VMM on Windows (docs/windows.md): the Windows Hypervisor Platform, whose backend is
-//! being written. Until it runs guests, `run` checks the host with `whp::probe` (so a host
-//! without WHP is told how to turn it on) and then says the backend is missing; vsock needs the
-//! muxer's named-pipe endpoint and shares the NTFS backend, neither written yet.
+//! The VMM on Windows (docs/windows.md): guests run on the Windows Hypervisor Platform
+//! (`lcow_hypervisor::whp`); a host without it is told how to turn it on before anything else
+//! is set up. vsock needs the muxer's named-pipe endpoint and shares the NTFS backend, neither
+//! written yet: a configuration that asks for them is refused with that reason.
 
 use std::fs::File;
 use std::io::{self, Cursor, Read};
@@ -15,13 +15,11 @@ use crate::error::VmmError;
 use crate::monitor::ExitReason;
 use crate::virtio::DeviceWorker;
 
-/// Checks the host's WHP, then refuses: the WHP backend cannot run guests yet.
-pub(crate) fn run(_config: &VmConfig) -> Result<ExitReason, VmmError> {
-    lcow_hypervisor::whp::probe().map_err(|e| VmmError::OpenHypervisor(Box::new(e)))?;
-    Err(VmmError::Unsupported(
-        "this host has the Windows Hypervisor Platform, but lcow-vmm's WHP backend cannot run \
-         guests yet (docs/windows.md)",
-    ))
+/// Boots `config` on this host's WHP and runs it until it ends.
+pub(crate) fn run(config: &VmConfig) -> Result<ExitReason, VmmError> {
+    let hv = lcow_hypervisor::whp::WhpHypervisor::new(config.vcpus)
+        .map_err(|e| VmmError::OpenHypervisor(Box::new(e)))?;
+    crate::vmm::run_on(&hv, config)
 }
 
 /// Refuses: the vsock device's Windows endpoint (a named pipe per guest port) is not written.
