@@ -27,6 +27,7 @@ use lcow_devices::virtio::fs::VirtioFs;
 use lcow_devices::virtio::mmio::{reg, MmioTransport};
 use lcow_devices::virtio::p9::P9;
 use lcow_devices::virtio::request::{PoolConfig, RequestStopper, RequestWorker};
+use lcow_devices::virtio::vsock::{Vsock, VsockStopper, VsockWorker, DEFAULT_GUEST_CID};
 use lcow_devices::virtio::VirtioDevice;
 use lcow_devices::virtio_mmio::{Slot, SlotAllocator};
 use lcow_devices::{Bus, IrqTrigger};
@@ -77,6 +78,32 @@ impl Stopper for RequestStopper {
     fn stop(&self) -> std::io::Result<()> {
         RequestStopper::stop(self)
     }
+}
+
+impl Stopper for VsockStopper {
+    fn stop(&self) -> std::io::Result<()> {
+        VsockStopper::stop(self)
+    }
+}
+
+/// A vsock device made by `sys` (unix socket or named pipes) and its thread (`name`).
+pub(crate) fn vsock_worker(
+    device: Vsock,
+    worker: VsockWorker,
+    name: &str,
+) -> Result<(Box<dyn VirtioDevice>, DeviceWorker), VmmError> {
+    let stopper = worker.stopper().map_err(|source| VmmError::SpawnThread {
+        name: name.to_owned(),
+        source,
+    })?;
+    tracing::debug!(guest_cid = DEFAULT_GUEST_CID, "vsock device created");
+    Ok((
+        Box::new(device),
+        DeviceWorker {
+            stopper: Box::new(stopper),
+            body: Box::new(move || worker.run()),
+        },
+    ))
 }
 
 /// A device thread, ready to start: its body and how to stop it.

@@ -22,9 +22,6 @@ pub mod fs;
 pub mod mmio;
 pub mod p9;
 pub mod request;
-// The host end of hybrid vsock is a unix socket; the Windows named-pipe endpoint
-// (docs/windows.md, "Hybrid vsock on Windows") is not written yet.
-#[cfg(target_os = "linux")]
 pub mod vsock;
 
 /// Feature bit: the device follows virtio 1.x (no legacy interface). Every device offers it and

@@ -6,26 +6,20 @@ use std::io;
 use std::path::Path;
 
 use lcow_devices::virtio::request::RequestWorker;
-use lcow_devices::virtio::vsock::{Limits, Vsock, VsockStopper, DEFAULT_GUEST_CID};
+use lcow_devices::virtio::vsock::{Limits, Vsock, DEFAULT_GUEST_CID};
 use lcow_devices::virtio::VirtioDevice;
 use lcow_fs::backend::{mapped, passthrough};
 
 use crate::config::{ShareBackend, ShareConfig, VmConfig};
 use crate::error::VmmError;
 use crate::monitor::ExitReason;
-use crate::virtio::{DeviceWorker, Stopper};
+use crate::virtio::{vsock_worker, DeviceWorker};
 
 /// Boots `config` on KVM and runs it until it ends.
 pub(crate) fn run(config: &VmConfig) -> Result<ExitReason, VmmError> {
     let hv = lcow_hypervisor::kvm::KvmHypervisor::new()
         .map_err(|e| VmmError::OpenHypervisor(Box::new(e)))?;
     crate::vmm::run_on(&hv, config)
-}
-
-impl Stopper for VsockStopper {
-    fn stop(&self) -> io::Result<()> {
-        VsockStopper::stop(self)
-    }
 }
 
 /// The vsock device on the unix socket `path` (hybrid vsock) and its thread (`name`).
@@ -35,18 +29,7 @@ pub(crate) fn vsock_device(
 ) -> Result<(Box<dyn VirtioDevice>, DeviceWorker), VmmError> {
     let (device, worker) = Vsock::new(DEFAULT_GUEST_CID, path, Limits::default())
         .map_err(|e| VmmError::CreateVsock(Box::new(e)))?;
-    let stopper = worker.stopper().map_err(|source| VmmError::SpawnThread {
-        name: name.to_owned(),
-        source,
-    })?;
-    tracing::debug!(guest_cid = DEFAULT_GUEST_CID, "vsock device created");
-    Ok((
-        Box::new(device),
-        DeviceWorker {
-            stopper: Box::new(stopper),
-            body: Box::new(move || worker.run()),
-        },
-    ))
+    vsock_worker(device, worker, name)
 }
 
 /// The device serving `share` with its backend and protocol, and its queue thread.

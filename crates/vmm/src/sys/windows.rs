@@ -1,19 +1,20 @@
 //! The VMM on Windows (docs/windows.md): guests run on the Windows Hypervisor Platform
 //! (`lcow_hypervisor::whp`); a host without it is told how to turn it on before anything else
-//! is set up. vsock needs the muxer's named-pipe endpoint and shares the NTFS backend, neither
-//! written yet: a configuration that asks for them is refused with that reason.
+//! is set up. vsock is served on named pipes, one per agent port. Shares need the NTFS
+//! backend, not written yet: a configuration that asks for one is refused with that reason.
 
 use std::fs::File;
 use std::io::{self, Cursor, Read};
 use std::path::Path;
 
 use lcow_devices::virtio::request::RequestWorker;
+use lcow_devices::virtio::vsock::{Limits, Vsock, DEFAULT_GUEST_CID};
 use lcow_devices::virtio::VirtioDevice;
 
 use crate::config::{ShareConfig, VmConfig};
 use crate::error::VmmError;
 use crate::monitor::ExitReason;
-use crate::virtio::DeviceWorker;
+use crate::virtio::{vsock_worker, DeviceWorker};
 
 /// Boots `config` on this host's WHP and runs it until it ends.
 pub(crate) fn run(config: &VmConfig) -> Result<ExitReason, VmmError> {
@@ -22,15 +23,17 @@ pub(crate) fn run(config: &VmConfig) -> Result<ExitReason, VmmError> {
     crate::vmm::run_on(&hv, config)
 }
 
-/// Refuses: the vsock device's Windows endpoint (a named pipe per guest port) is not written.
+/// The vsock device on named pipes: `path` is the pipe name prefix (`\\.\pipe\lcow-<id>`),
+/// and the agent's ttrpc and stdio ports are served as `<path>-1024` and `<path>-1025`
+/// (docs/windows.md, "Hybrid vsock on Windows"); its thread is `name`.
 pub(crate) fn vsock_device(
-    _path: &Path,
-    _name: &str,
+    path: &Path,
+    name: &str,
 ) -> Result<(Box<dyn VirtioDevice>, DeviceWorker), VmmError> {
-    Err(VmmError::Unsupported(
-        "vsock on Windows needs the muxer's named-pipe endpoint, which is not written yet \
-         (docs/windows.md)",
-    ))
+    let ports = [lcow_protocol::AGENT_PORT, lcow_protocol::STDIO_PORT];
+    let (device, worker) = Vsock::new_pipes(DEFAULT_GUEST_CID, path, &ports, Limits::default())
+        .map_err(|e| VmmError::CreateVsock(Box::new(e)))?;
+    vsock_worker(device, worker, name)
 }
 
 /// Refuses: shares on Windows need the NTFS backend, which is not written yet.

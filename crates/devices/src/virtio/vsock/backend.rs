@@ -213,8 +213,8 @@ impl Backend {
         }
     }
 
-    /// The next available index of the tx and rx queues (tests).
-    #[cfg(test)]
+    /// The next available index of the tx and rx queues (the unix-socket tests).
+    #[cfg(all(test, target_os = "linux"))]
     pub(super) fn ring_positions(&self) -> Option<(u16, u16)> {
         self.active
             .as_ref()

@@ -11,10 +11,11 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::num::Wrapping;
-use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
 use lcow_base::{EventType, TriggeredEvent};
+
+use super::sys::{HostStream, HANDSHAKE};
 use vm_memory::{ReadVolatile, VolatileMemoryError, VolatileSlice, WriteVolatile};
 
 use super::packet::{
@@ -58,7 +59,7 @@ struct Pending {
 /// See the module documentation.
 #[derive(Debug)]
 pub(super) struct Connection {
-    stream: UnixStream,
+    stream: HostStream,
     /// The wait token of the host stream.
     pub(super) token: u64,
     /// Our port (the host side).
@@ -106,7 +107,7 @@ impl Connection {
     /// A host-initiated connection: a `REQUEST` to `peer_port` is owed to the guest, and the
     /// guest has until `deadline` to answer.
     pub(super) fn new_local_init(
-        stream: UnixStream,
+        stream: HostStream,
         token: u64,
         ports: (u32, u32),
         guest_cid: u64,
@@ -122,7 +123,7 @@ impl Connection {
 
     /// A guest-initiated connection whose host stream is connected: a `RESPONSE` is owed.
     pub(super) fn new_peer_init(
-        stream: UnixStream,
+        stream: HostStream,
         token: u64,
         ports: (u32, u32),
         guest_cid: u64,
@@ -137,7 +138,7 @@ impl Connection {
     }
 
     fn new(
-        stream: UnixStream,
+        stream: HostStream,
         token: u64,
         (local_port, peer_port): (u32, u32),
         guest_cid: u64,
@@ -173,7 +174,7 @@ impl Connection {
     }
 
     /// The host stream (to register it for waits).
-    pub(super) fn stream(&self) -> &UnixStream {
+    pub(super) fn stream(&self) -> &HostStream {
         &self.stream
     }
 
@@ -271,8 +272,19 @@ impl Connection {
         Verdict::Reset
     }
 
-    /// The guest accepted our `REQUEST`: tell the host client which port it got.
+    /// The guest accepted our `REQUEST`: tell the host client which port it got (where the
+    /// endpoint has a handshake; a named pipe's client learns it by the data flowing).
     fn established(&mut self) -> Verdict {
+        if !HANDSHAKE {
+            self.state = State::Established;
+            self.deadline = None;
+            tracing::debug!(
+                local_port = self.local_port,
+                peer_port = self.peer_port,
+                "host-initiated vsock connection established"
+            );
+            return Verdict::Keep;
+        }
         let line = format!("OK {}\n", self.local_port);
         match self.stream.write(line.as_bytes()) {
             Ok(n) if n == line.len() => {

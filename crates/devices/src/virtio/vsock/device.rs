@@ -5,7 +5,6 @@
 //! for the worker to finish its current pass and guest memory is never touched after a reset
 //! returns.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use lcow_base::{AsRawDescriptor, Event, WaitContext};
@@ -13,8 +12,8 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 
 use super::backend::{lock, Active, Backend, EVQ, RXQ, TXQ};
-use super::muxer::{Muxer, TOKEN_LISTENER};
-use super::socket::HostListener;
+use super::muxer::Muxer;
+use super::sys::HostListener;
 use super::worker::{VsockWorker, TOKEN_EVQ, TOKEN_KICK, TOKEN_RXQ, TOKEN_STOP, TOKEN_TXQ};
 use super::{Limits, VsockError, QUEUE_SIZE, VIRTIO_ID_VSOCK};
 use crate::virtio::{
@@ -32,14 +31,14 @@ pub struct Vsock {
 }
 
 impl Vsock {
-    /// A vsock device giving the guest `guest_cid`, listening for host clients on `path`
-    /// (a stale socket there is replaced), with the worker that must run on its own thread.
-    pub fn new(
+    /// A vsock device giving the guest `guest_cid` whose host side is `host`, with the worker
+    /// that must run on its own thread (`Vsock::new` on Linux, `Vsock::new_pipes` on Windows).
+    pub(crate) fn with_listener(
         guest_cid: u64,
-        path: &Path,
+        host: HostListener,
         limits: Limits,
     ) -> Result<(Self, VsockWorker), VsockError> {
-        let host = HostListener::bind(path)?;
+        let path = host.path().to_owned();
         let event = || Event::new().map_err(VsockError::EventLoop);
         let queue_events = vec![event()?, event()?, event()?];
         let kick = event()?;
@@ -53,7 +52,7 @@ impl Vsock {
         watch(&queue_events[EVQ], TOKEN_EVQ)?;
         watch(&kick, TOKEN_KICK)?;
         watch(&stop, TOKEN_STOP)?;
-        watch(&host.listener, TOKEN_LISTENER)?;
+        host.register(&wait).map_err(VsockError::EventLoop)?;
         let clone = |e: &Event| e.try_clone().map_err(VsockError::EventLoop);
         let worker_events = [
             clone(&queue_events[RXQ])?,

@@ -33,19 +33,35 @@ mod connection;
 mod device;
 mod muxer;
 pub mod packet;
-mod socket;
+mod sys;
 mod worker;
 
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+#[test]
+fn test_socket_path_for_port_appends_underscore_port() {
+    assert_eq!(
+        socket_path_for_port(Path::new("/run/x/vsock.sock"), 1024),
+        PathBuf::from("/run/x/vsock.sock_1024")
+    );
+}
+
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use device::Vsock;
-pub use socket::socket_path_for_port;
 pub use worker::{VsockStopper, VsockWorker};
+
+/// Where a guest connection to host port `port` is forwarded: `PATH_<port>` (a unix socket on
+/// Linux, a named pipe on Windows).
+pub fn socket_path_for_port(path: &Path, port: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!("_{port}"));
+    PathBuf::from(s)
+}
 
 /// The virtio device type of vsock.
 pub const VIRTIO_ID_VSOCK: u32 = 19;

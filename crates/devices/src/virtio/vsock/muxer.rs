@@ -6,7 +6,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read};
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,11 +13,12 @@ use lcow_base::{EventType, TriggeredEvent, WaitContext};
 
 use super::connection::{rst_header, Connection, Slice, Verdict};
 use super::packet::{op_name, Header, OP_REQUEST, OP_RST, TYPE_STREAM};
-use super::socket::{connect_nonblocking, socket_path_for_port, HostListener};
-use super::{Limits, FIRST_LOCAL_PORT, HOST_CID, MAX_CONNECT_LINE};
+use super::sys::{connect_host, readiness, watch, Accepted, HostListener, HostStream};
+use super::{socket_path_for_port, Limits, FIRST_LOCAL_PORT, HOST_CID, MAX_CONNECT_LINE};
 
-/// The wait token of the listening socket.
-pub(super) const TOKEN_LISTENER: u64 = 5;
+/// The wait token of the listening socket (on Windows, of the first of its pipes; the others
+/// follow).
+pub(crate) const TOKEN_LISTENER: u64 = 5;
 /// Host stream tokens start here (below are the worker's own).
 const FIRST_STREAM_TOKEN: u64 = 1 << 32;
 /// `RST`s to the guest that may wait before the tx queue stops being processed.
@@ -38,7 +38,7 @@ pub(super) struct Key {
 /// An accepted host client that has not sent its `CONNECT` line yet.
 #[derive(Debug)]
 struct PendingStream {
-    stream: UnixStream,
+    stream: HostStream,
     line: Vec<u8>,
     deadline: Instant,
 }
@@ -72,7 +72,7 @@ pub(super) fn parse_connect_line(line: &[u8]) -> Option<u32> {
 }
 
 impl Muxer {
-    /// A muxer serving `host` (already registered in `wait` as [`TOKEN_LISTENER`]).
+    /// A muxer serving `host` (already registered in `wait`).
     pub(super) fn new(
         guest_cid: u64,
         limits: Limits,
@@ -152,11 +152,16 @@ impl Muxer {
 
     // ---- host side ----
 
-    /// Accepts waiting host clients.
-    pub(super) fn accept(&mut self, now: Instant) {
+    /// Whether `token` is one of the listener's.
+    pub(super) fn is_listener_token(&self, token: u64) -> bool {
+        self.host.is_token(token)
+    }
+
+    /// Accepts waiting host clients (on the listener's `token`).
+    pub(super) fn accept(&mut self, token: u64, now: Instant) {
         for _ in 0..ACCEPT_BATCH {
-            let stream = match self.host.listener.accept() {
-                Ok((stream, _)) => stream,
+            let Accepted { stream, port } = match self.host.accept(token) {
+                Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
                     if matches!(
@@ -173,18 +178,24 @@ impl Muxer {
                     return;
                 }
             };
+            if let Some(port) = port {
+                // The endpoint named the guest port (a pipe per port): no CONNECT line.
+                if self.conns.len() >= self.limits.max_connections {
+                    tracing::debug!(port, "vsock connection limit reached; host client refused");
+                    continue;
+                }
+                let token = self.take_token();
+                self.connect_guest(stream, token, port, None, now);
+                continue;
+            }
             if self.pending_streams.len() >= self.limits.max_pending_streams
                 || self.conns.len() >= self.limits.max_connections
             {
                 tracing::debug!("vsock connection limit reached; host client refused");
                 continue;
             }
-            if let Err(e) = stream.set_nonblocking(true) {
-                tracing::debug!(error = %e, "cannot make a host stream non-blocking");
-                continue;
-            }
             let token = self.take_token();
-            if let Err(e) = self.wait.add(&stream, token) {
+            if let Err(e) = watch(&self.wait, &stream, None, Some(EventType::Read), token) {
                 tracing::debug!(error = %e, "cannot watch a host stream");
                 continue;
             }
@@ -200,12 +211,7 @@ impl Muxer {
     }
 
     fn pause_listener(&mut self, now: Instant) {
-        let listener = &self.host.listener;
-        if self
-            .wait
-            .modify(listener, EventType::None, TOKEN_LISTENER)
-            .is_ok()
-        {
+        if self.host.set_watched(&self.wait, false).is_ok() {
             self.listener_paused_until = Some(now + LISTENER_PAUSE);
         }
     }
@@ -216,7 +222,8 @@ impl Muxer {
             self.read_connect_line(token, now);
         } else if let Some(&key) = self.tokens.get(&token) {
             if let Some(conn) = self.conns.get_mut(&key) {
-                let verdict = conn.on_host_event(events, now);
+                let events = readiness(conn.stream(), events);
+                let verdict = conn.on_host_event(&events, now);
                 self.settle(key, verdict);
             }
         }
@@ -263,6 +270,20 @@ impl Muxer {
             unwatch(&self.wait, &pending.stream);
             return;
         }
+        // The stream is watched for reading already, as the connection's first interest is.
+        self.connect_guest(pending.stream, token, port, Some(EventType::Read), now);
+    }
+
+    /// Starts the host-initiated connection of `stream` (watched as `registered`) to guest
+    /// `port`.
+    fn connect_guest(
+        &mut self,
+        stream: HostStream,
+        token: u64,
+        port: u32,
+        registered: Option<EventType>,
+        now: Instant,
+    ) {
         let local_port = self.allocate_local_port();
         let key = Key {
             local_port,
@@ -271,19 +292,21 @@ impl Muxer {
         if self.conns.contains_key(&key) {
             // Only a guest connection to a host port in our pool could hold this key.
             self.local_ports.remove(&local_port);
-            unwatch(&self.wait, &pending.stream);
+            if registered.is_some() {
+                unwatch(&self.wait, &stream);
+            }
             return;
         }
         tracing::debug!(port, local_port, "host connects to guest port");
         let mut conn = Connection::new_local_init(
-            pending.stream,
+            stream,
             token,
             (local_port, port),
             self.guest_cid,
             self.limits,
             now + self.limits.response_timeout,
         );
-        conn.registered = Some(EventType::Read);
+        conn.registered = registered;
         self.tokens.insert(token, key);
         self.conns.insert(key, conn);
         self.settle(key, Verdict::Keep);
@@ -348,7 +371,7 @@ impl Muxer {
             return;
         }
         let path = socket_path_for_port(self.host.path(), key.local_port);
-        let stream = match connect_nonblocking(&path) {
+        let stream = match connect_host(&path) {
             Ok(stream) => stream,
             Err(e) => {
                 tracing::debug!(port = key.local_port, error = %e, "nothing listens for the guest");
@@ -430,13 +453,7 @@ impl Muxer {
         conn.refresh();
         let want = conn.interest();
         if want != conn.registered {
-            let stream = conn.stream();
-            match (conn.registered, want) {
-                (None, Some(events)) => self.wait.add_for(stream, events, conn.token)?,
-                (Some(_), Some(events)) => self.wait.modify(stream, events, conn.token)?,
-                (Some(_), None) => self.wait.delete(stream)?,
-                (None, None) => {}
-            }
+            watch(&self.wait, conn.stream(), conn.registered, want, conn.token)?;
             conn.registered = want;
         }
         if conn.has_pending_rx() && !conn.queued {
@@ -487,8 +504,7 @@ impl Muxer {
             self.settle(key, Verdict::Reset);
         }
         if self.listener_paused_until.is_some_and(|t| t <= now) {
-            let listener = &self.host.listener;
-            match self.wait.modify(listener, EventType::Read, TOKEN_LISTENER) {
+            match self.host.set_watched(&self.wait, true) {
                 Ok(()) => self.listener_paused_until = None,
                 Err(e) => tracing::warn!(error = %e, "cannot resume the vsock listener"),
             }
@@ -519,8 +535,8 @@ impl Muxer {
 /// Takes a host stream out of `wait` before it is dropped: closing it would do that on Linux
 /// (epoll), not on every host. A free function, so `sweep` can call it while it borrows the
 /// pending streams.
-fn unwatch(wait: &WaitContext<u64>, stream: &UnixStream) {
-    if let Err(e) = wait.delete(stream) {
+fn unwatch(wait: &WaitContext<u64>, stream: &HostStream) {
+    if let Err(e) = watch(wait, stream, Some(EventType::Read), None, 0) {
         tracing::debug!(error = %e, "cannot unwatch a host stream");
     }
 }

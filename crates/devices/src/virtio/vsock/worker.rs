@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use lcow_base::{Event, WaitContext};
 
 use super::backend::{lock, Backend};
-use super::muxer::TOKEN_LISTENER;
 
 /// Token of the stop event.
 pub(super) const TOKEN_STOP: u64 = 0;
@@ -120,7 +119,7 @@ impl VsockWorker {
                         e.reset()?;
                     }
                 }
-                TOKEN_LISTENER => backend.muxer.accept(now),
+                token if backend.muxer.is_listener_token(token) => backend.muxer.accept(token, now),
                 token => backend.muxer.host_event(token, event, now),
             }
         }

@@ -1,9 +1,9 @@
 //! The fake driver and host clients the vsock tests share.
 
 #![allow(clippy::unwrap_used)]
+// Some helpers serve only the unix-socket tests.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
-use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,7 +111,8 @@ impl Ring {
 
 /// A fake guest driver and the device under test.
 pub(super) struct Harness {
-    pub(super) _dir: tempfile::TempDir,
+    /// The directory of the unix socket (Linux).
+    pub(super) _dir: Option<tempfile::TempDir>,
     pub(super) path: PathBuf,
     pub(super) mem: GuestMemoryMmap,
     pub(super) rxq: Ring,
@@ -162,13 +163,11 @@ impl Harness {
 
     /// A live device with no rx buffer posted, the driver having acked `features`.
     pub(super) fn with_features(limits: Limits, features: u64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("vsock.sock");
+        let (dir, path, mut device, worker) = open_device(limits);
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
         let rxq = Ring::new(&mem, 0);
         let txq = Ring::new(&mem, 0x8000);
         let evq = Ring::new(&mem, 0xc000);
-        let (mut device, worker) = Vsock::new(GUEST_CID, &path, limits).unwrap();
         let interrupt = Arc::new(Interrupt::new(IrqTrigger::new().unwrap()));
         let queues = vec![rxq.queue(), txq.queue(), evq.queue()];
         device
@@ -297,28 +296,6 @@ impl Harness {
         self.txq.used_idx()
     }
 
-    /// A host client that sent `CONNECT port` and whose REQUEST reached the guest.
-    pub(super) fn host_connect(&mut self, port: u32) -> (UnixStream, Header) {
-        let mut host = UnixStream::connect(&self.path).unwrap();
-        host.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        writeln!(host, "CONNECT {port}").unwrap();
-        self.pump();
-        let rx = self.rx();
-        assert_eq!(rx.len(), 1, "{rx:?}");
-        let req = rx[0].hdr;
-        assert_eq!(req.op, OP_REQUEST);
-        (host, req)
-    }
-
-    /// A host client connected to the guest, `OK` line read.
-    pub(super) fn established(&mut self, port: u32) -> (UnixStream, u32) {
-        let (mut host, req) = self.host_connect(port);
-        self.send(pkt(OP_RESPONSE, req.src_port, port), &[]);
-        let line = read_line(&mut host);
-        assert_eq!(line, format!("OK {}\n", req.src_port));
-        (host, req.src_port)
-    }
-
     pub(super) fn connections(&self) -> usize {
         device_backend(&self.device).muxer.connection_count()
     }
@@ -344,44 +321,110 @@ pub(super) fn device_backend(
     crate::virtio::vsock::backend::lock(dev.backend())
 }
 
-pub(super) fn read_line(stream: &mut UnixStream) -> String {
-    let mut line = Vec::new();
-    let mut byte = [0u8];
-    while stream.read(&mut byte).unwrap() == 1 {
-        line.push(byte[0]);
-        if byte[0] == b'\n' {
-            break;
-        }
-    }
-    String::from_utf8(line).unwrap()
-}
-
-/// What is left to read on a host stream, if the device closed it (`None`: still open).
-pub(super) fn drain(stream: &mut UnixStream) -> Option<Vec<u8>> {
-    stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return Some(out),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Some(out),
-            Err(_) => return None,
-        }
-    }
-}
-
-/// Whether the device closed the host stream.
-pub(super) fn closed(stream: &mut UnixStream) -> bool {
-    drain(stream).is_some()
-}
-
 impl Header {
     pub(super) fn with_len(mut self, len: u32) -> Self {
         self.len = len;
         self
+    }
+}
+
+/// The device under test on a unix socket in a new temporary directory.
+#[cfg(target_os = "linux")]
+fn open_device(limits: Limits) -> (Option<tempfile::TempDir>, PathBuf, Vsock, VsockWorker) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vsock.sock");
+    let (device, worker) = Vsock::new(GUEST_CID, &path, limits).unwrap();
+    (Some(dir), path, device, worker)
+}
+
+/// The device under test on pipes of a name unique to this process and harness, serving
+/// [`GUEST_PORT`] and [`SECOND_PORT`].
+#[cfg(windows)]
+fn open_device(limits: Limits) -> (Option<tempfile::TempDir>, PathBuf, Vsock, VsockWorker) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let base = PathBuf::from(format!(
+        r"\\.\pipe\lcow-vsock-test-{}-{n}",
+        std::process::id()
+    ));
+    let (device, worker) =
+        Vsock::new_pipes(GUEST_CID, &base, &[GUEST_PORT, SECOND_PORT], limits).unwrap();
+    (None, base, device, worker)
+}
+
+/// A second guest port the Windows endpoint serves.
+#[cfg(windows)]
+pub(super) const SECOND_PORT: u32 = 1025;
+
+#[cfg(target_os = "linux")]
+pub(super) use unix::*;
+
+/// Host clients on the unix socket.
+#[cfg(target_os = "linux")]
+mod unix {
+    use std::io::{self, Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    use super::*;
+
+    impl Harness {
+        /// A host client that sent `CONNECT port` and whose REQUEST reached the guest.
+        pub(crate) fn host_connect(&mut self, port: u32) -> (UnixStream, Header) {
+            let mut host = UnixStream::connect(&self.path).unwrap();
+            host.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            writeln!(host, "CONNECT {port}").unwrap();
+            self.pump();
+            let rx = self.rx();
+            assert_eq!(rx.len(), 1, "{rx:?}");
+            let req = rx[0].hdr;
+            assert_eq!(req.op, OP_REQUEST);
+            (host, req)
+        }
+
+        /// A host client connected to the guest, `OK` line read.
+        pub(crate) fn established(&mut self, port: u32) -> (UnixStream, u32) {
+            let (mut host, req) = self.host_connect(port);
+            self.send(pkt(OP_RESPONSE, req.src_port, port), &[]);
+            let line = read_line(&mut host);
+            assert_eq!(line, format!("OK {}\n", req.src_port));
+            (host, req.src_port)
+        }
+    }
+
+    pub(crate) fn read_line(stream: &mut UnixStream) -> String {
+        let mut line = Vec::new();
+        let mut byte = [0u8];
+        while stream.read(&mut byte).unwrap() == 1 {
+            line.push(byte[0]);
+            if byte[0] == b'\n' {
+                break;
+            }
+        }
+        String::from_utf8(line).unwrap()
+    }
+
+    /// What is left to read on a host stream, if the device closed it (`None`: still open).
+    pub(crate) fn drain(stream: &mut UnixStream) -> Option<Vec<u8>> {
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return Some(out),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Some(out),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Whether the device closed the host stream.
+    pub(crate) fn closed(stream: &mut UnixStream) -> bool {
+        drain(stream).is_some()
     }
 }

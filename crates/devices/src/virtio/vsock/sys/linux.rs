@@ -1,6 +1,8 @@
-//! The host-side unix sockets: the listening socket at `PATH` (replacing a stale one, refusing a
-//! live one or a non-socket), its removal when the device goes away, and non-blocking connects
-//! to `PATH_<port>` for guest-initiated connections.
+//! The host side of hybrid vsock on Linux: unix sockets. The listening socket at `PATH`
+//! (replacing a stale one, refusing a live one or a non-socket) takes host clients, which name
+//! the guest port in a `CONNECT <port>` line and get `OK <local port>` back; it is removed when
+//! the device goes away. Guest-initiated connections are non-blocking connects to
+//! `PATH_<port>`. Host streams are watched by epoll for exactly what their connection wants.
 
 use std::ffi::c_char;
 use std::fs;
@@ -11,19 +13,55 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use super::VsockError;
+use lcow_base::{EventType, TriggeredEvent, WaitContext};
 
-/// The unix socket a guest connection to host port `port` is forwarded to: `PATH_<port>`.
-pub fn socket_path_for_port(path: &Path, port: u32) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!("_{port}"));
-    PathBuf::from(s)
+use crate::virtio::vsock::muxer::TOKEN_LISTENER;
+use crate::virtio::vsock::VsockError;
+
+/// The host's end of one connection.
+pub(crate) type HostStream = UnixStream;
+
+/// Host clients name the guest port in a `CONNECT` line and read an `OK` line back.
+pub(crate) const HANDSHAKE: bool = true;
+
+/// A host client the listener accepted.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) stream: HostStream,
+    /// The guest port, when the endpoint says it (never: the `CONNECT` line does).
+    pub(crate) port: Option<u32>,
+}
+
+/// Connects to the host service of a guest-initiated connection, without blocking.
+pub(crate) fn connect_host(path: &Path) -> io::Result<HostStream> {
+    connect_nonblocking(path)
+}
+
+/// Keeps `stream`'s registration in `wait` in step with `want` (it was `had`).
+pub(crate) fn watch(
+    wait: &WaitContext<u64>,
+    stream: &HostStream,
+    had: Option<EventType>,
+    want: Option<EventType>,
+    token: u64,
+) -> io::Result<()> {
+    match (had, want) {
+        (None, Some(events)) => wait.add_for(stream, events, token),
+        (Some(_), Some(events)) => wait.modify(stream, events, token),
+        (Some(_), None) => wait.delete(stream),
+        (None, None) => Ok(()),
+    }
+}
+
+/// The readiness of `stream` as its wake-up reported it (epoll says it all).
+pub(crate) fn readiness(_stream: &HostStream, event: &TriggeredEvent<u64>) -> TriggeredEvent<u64> {
+    *event
 }
 
 /// The listening socket, removed from the filesystem when dropped (if it is still ours).
 #[derive(Debug)]
-pub(super) struct HostListener {
-    pub(super) listener: UnixListener,
+pub(crate) struct HostListener {
+    listener: UnixListener,
     path: PathBuf,
     /// Device and inode of the socket we bound, so a socket someone else put at the path later
     /// is left alone.
@@ -33,7 +71,7 @@ pub(super) struct HostListener {
 impl HostListener {
     /// Listens on `path` (non-blocking). A stale socket there (nothing accepts on it) is
     /// replaced; a live socket or anything that is not a socket is an error.
-    pub(super) fn bind(path: &Path) -> Result<Self, VsockError> {
+    pub(crate) fn bind(path: &Path) -> Result<Self, VsockError> {
         match fs::symlink_metadata(path) {
             Ok(meta) if !meta.file_type().is_socket() => {
                 return Err(VsockError::NotASocket {
@@ -90,8 +128,31 @@ impl HostListener {
     }
 
     /// The socket's path.
-    pub(super) fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Registers the listener in `wait`.
+    pub(crate) fn register(&self, wait: &WaitContext<u64>) -> io::Result<()> {
+        wait.add(&self.listener, TOKEN_LISTENER)
+    }
+
+    /// Whether `token` is the listener's.
+    pub(crate) fn is_token(&self, token: u64) -> bool {
+        token == TOKEN_LISTENER
+    }
+
+    /// Stops (`false`) or resumes (`true`) waking for host clients.
+    pub(crate) fn set_watched(&self, wait: &WaitContext<u64>, on: bool) -> io::Result<()> {
+        let events = if on { EventType::Read } else { EventType::None };
+        wait.modify(&self.listener, events, TOKEN_LISTENER)
+    }
+
+    /// Accepts a waiting host client (`WouldBlock` when none waits), non-blocking.
+    pub(crate) fn accept(&mut self, _token: u64) -> io::Result<Accepted> {
+        let (stream, _) = self.listener.accept()?;
+        stream.set_nonblocking(true)?;
+        Ok(Accepted { stream, port: None })
     }
 }
 
@@ -110,7 +171,7 @@ impl Drop for HostListener {
 
 /// Connects a non-blocking unix stream to `path` without ever blocking: a listener whose backlog
 /// is full fails with `WouldBlock` instead of stalling the caller.
-pub(super) fn connect_nonblocking(path: &Path) -> io::Result<UnixStream> {
+pub(crate) fn connect_nonblocking(path: &Path) -> io::Result<UnixStream> {
     let bytes = path.as_os_str().as_bytes();
     // SAFETY: `sockaddr_un` is plain old data; all zeroes is a valid (empty) address.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
@@ -153,18 +214,22 @@ pub(super) fn connect_nonblocking(path: &Path) -> io::Result<UnixStream> {
     Ok(UnixStream::from(socket))
 }
 
+impl crate::virtio::vsock::Vsock {
+    /// A vsock device giving the guest `guest_cid`, listening for host clients on `path`
+    /// (a stale socket there is replaced), with the worker that must run on its own thread.
+    pub fn new(
+        guest_cid: u64,
+        path: &Path,
+        limits: crate::virtio::vsock::Limits,
+    ) -> Result<(Self, crate::virtio::vsock::VsockWorker), VsockError> {
+        Self::with_listener(guest_cid, HostListener::bind(path)?, limits)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn test_socket_path_for_port_appends_underscore_port() {
-        assert_eq!(
-            socket_path_for_port(Path::new("/run/x/vsock.sock"), 1024),
-            PathBuf::from("/run/x/vsock.sock_1024")
-        );
-    }
 
     #[test]
     fn test_bind_stale_socket_replaced() {
