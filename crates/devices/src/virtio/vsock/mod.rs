@@ -31,6 +31,8 @@
 mod backend;
 mod connection;
 mod device;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod loopback;
 mod muxer;
 pub mod packet;
 mod sys;

@@ -258,7 +258,7 @@ fn test_vsock_no_rx_buffers_holds_packets_until_posted() {
     late.write_all(b"CONNECT 3999\n").unwrap();
     hosts.push(late);
     h.pump();
-    let used = h.rxq.used_idx();
+    let used = h.rxq.used_idx().unwrap();
 
     let delivered = h.rx(); // reposts buffers and notifies
     h.pump();
@@ -327,7 +327,11 @@ fn small_packets_all_delivered(mut h: Harness) {
     host.read_exact(&mut got).unwrap();
 
     assert_eq!(got, line.repeat(count));
-    assert_eq!(h.tx_used(), h.txq.avail_idx(), "every tx packet was taken");
+    assert_eq!(
+        h.tx_used(),
+        h.txq.avail_idx().unwrap(),
+        "every tx packet was taken"
+    );
     assert_eq!(
         h.kicks - kicks_before,
         count,
@@ -337,15 +341,18 @@ fn small_packets_all_delivered(mut h: Harness) {
         let b = device_backend(&h.device);
         b.ring_positions().unwrap()
     };
-    assert_eq!(tx_next, h.txq.avail_idx());
-    let next = h.txq.avail_idx();
+    assert_eq!(tx_next, h.txq.avail_idx().unwrap());
+    let next = h.txq.avail_idx().unwrap();
     assert!(
-        h.txq.should_notify(h.event_idx, next, next.wrapping_add(1)),
+        h.txq
+            .should_notify(h.event_idx, next, next.wrapping_add(1))
+            .unwrap(),
         "tx: the next packet is notified"
     );
     assert!(
         h.rxq
-            .should_notify(h.event_idx, rx_next, rx_next.wrapping_add(1)),
+            .should_notify(h.event_idx, rx_next, rx_next.wrapping_add(1))
+            .unwrap(),
         "rx: the buffer after the last one taken is notified"
     );
 }

@@ -10,104 +10,21 @@ use std::time::Duration;
 
 use virtio_queue::desc::split::Descriptor as SplitDescriptor;
 use virtio_queue::desc::RawDescriptor;
-use virtio_queue::{Queue, QueueT};
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
+
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::virtio::vsock::packet::*;
 use crate::virtio::vsock::*;
 use crate::virtio::{Interrupt, VirtioDevice, VIRTIO_RING_F_EVENT_IDX};
 use crate::IrqTrigger;
 
-pub(super) const F_NEXT: u16 = 1;
-pub(super) const F_WRITE: u16 = 2;
-pub(super) const QSIZE: u16 = 16;
+pub(super) use crate::virtio::vsock::loopback::{
+    Ring, F_NEXT, F_WRITE, QSIZE, RX_BUF_BASE, RX_DATA, TX_DATA_BASE, TX_DATA_STRIDE, TX_HDR_BASE,
+};
+
 pub(super) const RX_BUFS: u16 = 8;
-pub(super) const RX_BUF_BASE: u64 = 0x10_0000;
-pub(super) const RX_DATA: u32 = 4096;
-pub(super) const TX_HDR_BASE: u64 = 0x20_0000;
-pub(super) const TX_DATA_BASE: u64 = 0x30_0000;
-pub(super) const TX_DATA_STRIDE: u64 = 0x1_0000;
 pub(super) const GUEST_PORT: u32 = 1024;
 pub(super) const GUEST_CID: u64 = DEFAULT_GUEST_CID;
-
-/// A split virtqueue as the driver sees it. (`virtio_queue::mock::MockSplitQueue` places its
-/// used ring over the upper half of its available ring, which these tests would wrap into.)
-pub(super) struct Ring {
-    pub(super) mem: GuestMemoryMmap,
-    pub(super) desc: u64,
-    pub(super) avail: u64,
-    pub(super) used: u64,
-}
-
-impl Ring {
-    pub(super) fn new(mem: &GuestMemoryMmap, base: u64) -> Self {
-        Self {
-            mem: mem.clone(),
-            desc: base,
-            avail: base + 0x100,
-            used: base + 0x200,
-        }
-    }
-
-    /// The device's view of the queue, ready to use.
-    pub(super) fn queue(&self) -> Queue {
-        let mut q = <Queue as QueueT>::new(QSIZE).unwrap();
-        q.set_ready(true);
-        q.try_set_desc_table_address(GuestAddress(self.desc))
-            .unwrap();
-        q.try_set_avail_ring_address(GuestAddress(self.avail))
-            .unwrap();
-        q.try_set_used_ring_address(GuestAddress(self.used))
-            .unwrap();
-        q
-    }
-
-    /// Stores `descs` at `index..` of the descriptor table and makes the first available.
-    pub(super) fn offer(&self, descs: &[RawDescriptor], index: u16) {
-        for (i, d) in descs.iter().enumerate() {
-            let at = self.desc + 16 * u64::from(index + i as u16);
-            self.mem.write_obj(*d, GuestAddress(at)).unwrap();
-        }
-        let idx: u16 = self.mem.read_obj(GuestAddress(self.avail + 2)).unwrap();
-        let slot = self.avail + 4 + 2 * u64::from(idx % QSIZE);
-        self.mem.write_obj(index, GuestAddress(slot)).unwrap();
-        self.mem
-            .write_obj(idx.wrapping_add(1), GuestAddress(self.avail + 2))
-            .unwrap();
-    }
-
-    pub(super) fn avail_idx(&self) -> u16 {
-        self.mem.read_obj(GuestAddress(self.avail + 2)).unwrap()
-    }
-
-    /// Whether a driver that moved the available index from `old` to `new` notifies the
-    /// device, as Linux's `virtqueue_kick_prepare` decides it: with `VIRTIO_RING_F_EVENT_IDX`
-    /// when the device's `avail_event` lies in `old..new`, without it unless the device set
-    /// `VRING_USED_F_NO_NOTIFY`.
-    pub(super) fn should_notify(&self, event_idx: bool, old: u16, new: u16) -> bool {
-        if event_idx {
-            let at = GuestAddress(self.used + 4 + 8 * u64::from(QSIZE));
-            let event: u16 = self.mem.read_obj(at).unwrap();
-            new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
-        } else {
-            let flags: u16 = self.mem.read_obj(GuestAddress(self.used)).unwrap();
-            flags & 1 == 0
-        }
-    }
-
-    pub(super) fn used_idx(&self) -> u16 {
-        self.mem.read_obj(GuestAddress(self.used + 2)).unwrap()
-    }
-
-    /// Used element `n` (modulo the size): descriptor id and length.
-    pub(super) fn used_elem(&self, n: u16) -> (u32, u32) {
-        let at = GuestAddress(self.used + 4 + 8 * u64::from(n % QSIZE));
-        (
-            self.mem.read_obj(at).unwrap(),
-            self.mem.read_obj(at.unchecked_add(4)).unwrap(),
-        )
-    }
-}
 
 /// A fake guest driver and the device under test.
 pub(super) struct Harness {
@@ -169,7 +86,11 @@ impl Harness {
         let txq = Ring::new(&mem, 0x8000);
         let evq = Ring::new(&mem, 0xc000);
         let interrupt = Arc::new(Interrupt::new(IrqTrigger::new().unwrap()));
-        let queues = vec![rxq.queue(), txq.queue(), evq.queue()];
+        let queues = vec![
+            rxq.queue().unwrap(),
+            txq.queue().unwrap(),
+            evq.queue().unwrap(),
+        ];
         device
             .activate(mem.clone(), queues, interrupt.clone(), features)
             .unwrap();
@@ -203,7 +124,7 @@ impl Harness {
         let slot = self.rx_posted % QSIZE;
         let addr = RX_BUF_BASE + u64::from(slot) * 0x2000;
         let desc = SplitDescriptor::new(addr, HEADER_SIZE as u32 + RX_DATA, F_WRITE, 0);
-        self.rxq.offer(&[RawDescriptor::from(desc)], slot);
+        self.rxq.offer(&[RawDescriptor::from(desc)], slot).unwrap();
         self.rx_posted = self.rx_posted.wrapping_add(1);
     }
 
@@ -227,14 +148,15 @@ impl Harness {
                 RawDescriptor::from(SplitDescriptor::new(addr, len, flags, base + i as u16 + 1))
             })
             .collect();
-        let old = self.txq.avail_idx();
-        self.txq.offer(&raw, base);
+        let old = self.txq.avail_idx().unwrap();
+        self.txq.offer(&raw, base).unwrap();
         self.tx_sent = self.tx_sent.wrapping_add(1);
         // Like a real driver: no notification, no reason for the device to look (a device
         // that forgot to ask for one leaves the packet in the ring, and the test sees it).
         if self
             .txq
-            .should_notify(self.event_idx, old, self.txq.avail_idx())
+            .should_notify(self.event_idx, old, self.txq.avail_idx().unwrap())
+            .unwrap()
         {
             self.kicks += 1;
             self.device.queue_events()[1].signal().unwrap();
@@ -262,11 +184,11 @@ impl Harness {
 
     /// The packets the device delivered since the last call; their buffers are posted again.
     pub(super) fn rx(&mut self) -> Vec<Rx> {
-        let used_idx = self.rxq.used_idx();
-        let old = self.rxq.avail_idx();
+        let used_idx = self.rxq.used_idx().unwrap();
+        let old = self.rxq.avail_idx().unwrap();
         let mut out = Vec::new();
         while self.rx_seen != used_idx {
-            let (id, len) = self.rxq.used_elem(self.rx_seen);
+            let (id, len) = self.rxq.used_elem(self.rx_seen).unwrap();
             self.rx_seen = self.rx_seen.wrapping_add(1);
             self.post_rx();
             if len == 0 {
@@ -284,8 +206,8 @@ impl Harness {
                 .unwrap();
             out.push(Rx { hdr, data });
         }
-        let new = self.rxq.avail_idx();
-        if new != old && self.rxq.should_notify(self.event_idx, old, new) {
+        let new = self.rxq.avail_idx().unwrap();
+        if new != old && self.rxq.should_notify(self.event_idx, old, new).unwrap() {
             self.kicks += 1;
             self.device.queue_events()[0].signal().unwrap();
         }
@@ -293,7 +215,7 @@ impl Harness {
     }
 
     pub(super) fn tx_used(&self) -> u16 {
-        self.txq.used_idx()
+        self.txq.used_idx().unwrap()
     }
 
     pub(super) fn connections(&self) -> usize {

@@ -300,7 +300,7 @@ fn test_vsock_rx_read_only_buffer_returned_empty() {
     ];
     for desc in bad {
         let slot = h.rx_posted % QSIZE;
-        h.rxq.offer(&[RawDescriptor::from(desc)], slot);
+        h.rxq.offer(&[RawDescriptor::from(desc)], slot).unwrap();
         h.rx_posted += 1;
     }
     h.post_rx();

@@ -8,5 +8,7 @@ mod flows;
 mod harness;
 #[cfg(target_os = "linux")]
 mod hostile;
+#[cfg(target_os = "linux")]
+mod loopback;
 #[cfg(windows)]
 mod pipes;
