@@ -10,6 +10,10 @@
 //!   [`Limits::response_timeout`], the client's stream is closed without a word.
 //! - **Guest-initiated**: a guest connection to the host (CID 2) port `P` connects to the unix
 //!   socket `PATH_P`; if that fails the guest gets an `RST`.
+//! - **On Windows** (`sys/windows`, `Vsock::new_pipes`) each guest port a host may reach is
+//!   its own named pipe `PATH-<port>`, and opening it is the connect: no `CONNECT` line, no
+//!   `OK` reply. Guest-initiated connections open the pipe `PATH_P`. Everything else (the
+//!   muxer, credit, limits) is the same code on both hosts.
 //!
 //! Flow control is the protocol's credit scheme: every packet to the guest carries our
 //! `buf_alloc` ([`Limits::buf_alloc`]) and `fwd_cnt` (bytes delivered to the host stream). Guest
@@ -22,8 +26,9 @@
 //! to notify again once it is empty, so a guest writing many small packets (a terminal streaming
 //! line by line) costs a VM exit per batch, not per packet.
 //!
-//! One device thread ([`VsockWorker`], named `vsock`) runs an epoll loop over the queue
-//! notification eventfds, the listening socket, every host stream and a stop eventfd. Everything
+//! One device thread ([`VsockWorker`], named `vsock`) runs a wait loop (`lcow_base::WaitContext`)
+//! over the queue notification events, the listening socket (or pipes), every host stream and a
+//! stop event. Everything
 //! the guest writes is treated as hostile: bad descriptors, bad headers or protocol violations are
 //! dropped or answered with `RST` and logged at `debug`; nothing the guest does can panic the
 //! VMM or make it buffer without bound.
