@@ -5,6 +5,8 @@
 //! - [`Event`]: a signal between threads (and to or from the hypervisor: KVM's irqfd and
 //!   ioeventfd, WHP's triggers and doorbells). An eventfd on Linux, a manual-reset event object
 //!   on Windows.
+//! - [`Timer`]: a one-shot or periodic timer a [`WaitContext`] can watch. A timerfd on Linux, a
+//!   manual-reset waitable timer on Windows.
 //! - [`WaitContext`]: waits on several descriptors at once and says which are ready, by the
 //!   caller's token. epoll on Linux, `WaitForMultipleObjects` on Windows.
 //! - [`RawDescriptor`] / [`AsRawDescriptor`]: a file descriptor on Linux, a `HANDLE` on Windows.
@@ -18,10 +20,12 @@
 mod descriptor;
 mod event;
 mod sys;
+mod timer;
 mod wait;
 
 pub use descriptor::{AsRawDescriptor, RawDescriptor};
 pub use event::{Event, EventWaitResult};
+pub use timer::Timer;
 pub use wait::{EventToken, EventType, TriggeredEvent, WaitContext};
 
 /// What only Linux hosts have.

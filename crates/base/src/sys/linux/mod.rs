@@ -1,6 +1,7 @@
-//! Linux: eventfd, epoll, file descriptors.
+//! Linux: eventfd, timerfd, epoll, file descriptors.
 
 mod event;
+mod timer;
 mod wait;
 
 use std::os::fd::{AsRawFd, RawFd};
@@ -8,6 +9,7 @@ use std::time::Instant;
 
 pub use event::EventExt;
 pub(crate) use event::PlatformEvent;
+pub(crate) use timer::PlatformTimer;
 pub(crate) use wait::PlatformWaitContext;
 
 use crate::AsRawDescriptor;

@@ -1,12 +1,14 @@
-//! Windows: event objects, `WaitForMultipleObjects`, handles.
+//! Windows: event objects, waitable timers, `WaitForMultipleObjects`, handles.
 
 mod event;
+mod timer;
 mod wait;
 
 use std::os::windows::io::{AsRawHandle, RawHandle};
 use std::time::Duration;
 
 pub(crate) use event::PlatformEvent;
+pub(crate) use timer::PlatformTimer;
 pub(crate) use wait::PlatformWaitContext;
 pub use wait::MAXIMUM_WAIT_OBJECTS;
 
