@@ -328,8 +328,18 @@ impl HostListener {
             .ok_or(io::ErrorKind::WouldBlock)?;
         let served = &mut self.ports[index];
         let port = served.port;
-        served.instance.connected()?;
         let name = port_pipe(&self.base, port);
+        match served.instance.connected() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+            Err(e) => {
+                // This instance is broken: a fresh one waits in its place, and the muxer goes on
+                // to the next client.
+                tracing::debug!(port, error = %e, "vsock pipe connect failed");
+                served.instance = Instance::listen(&name, false, &self.security, &served.event)?;
+                return Err(io::ErrorKind::ConnectionAborted.into());
+            }
+        }
         let next = Instance::listen(&name, false, &self.security, &served.event)?;
         let mut old = std::mem::replace(&mut served.instance, next);
         let pipe = old.pipe.take().ok_or(io::ErrorKind::NotConnected)?;
