@@ -10,4 +10,5 @@
 pub mod backend;
 pub mod fuse;
 pub mod linux;
+pub mod locks;
 pub mod p9;
