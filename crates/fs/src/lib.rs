@@ -7,6 +7,30 @@
 
 #![deny(missing_docs)]
 
+/// Runs each named case, a `fn(Config)` taking the passthrough backend's configuration, twice:
+/// in module `host_locks` with the host's own locks, in `server_locks` with the server's lock
+/// table ([`backend::server_locks`]), so one suite proves both keep the same semantics.
+#[cfg(all(test, target_os = "linux"))]
+macro_rules! both_lock_keepings {
+    ($($name:ident),* $(,)?) => {
+        mod host_locks {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::backend::passthrough::Config::default())
+            })*
+        }
+        mod server_locks {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::backend::passthrough::Config {
+                    locks: $crate::backend::server_locks::LockKeeping::Server,
+                    ..$crate::backend::passthrough::Config::default()
+                })
+            })*
+        }
+    };
+}
+
 pub mod backend;
 pub mod fuse;
 pub mod linux;

@@ -21,6 +21,7 @@ use thiserror::Error;
 pub mod mapped;
 #[cfg(target_os = "linux")]
 pub mod passthrough;
+pub mod server_locks;
 
 /// An opaque id for a looked-up file-system object. [`ROOT_NODE`] is the share root.
 pub type NodeId = u64;

@@ -44,6 +44,7 @@ pub(crate) fn share_device(
         ShareBackend::Passthrough => {
             let config = passthrough::Config {
                 read_only: share.read_only,
+                ..Default::default()
             };
             let backend = passthrough::Passthrough::new(&share.path, config).map_err(open_error)?;
             crate::virtio::share_device(share, backend)
@@ -51,6 +52,7 @@ pub(crate) fn share_device(
         ShareBackend::Mapped => {
             let config = mapped::Config {
                 read_only: share.read_only,
+                ..Default::default()
             };
             let backend = mapped::Mapped::new(&share.path, config).map_err(open_error)?;
             crate::virtio::share_device(share, backend)

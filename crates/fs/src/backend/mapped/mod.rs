@@ -92,6 +92,8 @@ const HOST_DIR_MODE: u32 = 0o700;
 pub struct Config {
     /// Refuse every change with `EROFS`.
     pub read_only: bool,
+    /// Where byte-range and `flock` locks are kept.
+    pub locks: super::server_locks::LockKeeping,
 }
 
 /// A host directory whose guest ownership, modes and device numbers are kept in xattrs (see the
@@ -112,6 +114,7 @@ impl Mapped {
             root,
             passthrough::Config {
                 read_only: config.read_only,
+                locks: config.locks,
             },
         )?;
         meta::probe(inner.node_of(ROOT_NODE)?.fd())?;

@@ -5,11 +5,16 @@
 //! without the host holding the lock. Locks belong to handles (one host open file description
 //! each), so two handles conflict even when the same guest process holds both; a guest kernel
 //! keeps one handle per open file, which is the unit OFD locks are defined over.
+//!
+//! With [`LockKeeping::Server`] the same calls go to the server's own lock table
+//! ([`crate::backend::server_locks`]) instead, keyed by the inode: the host then neither sees
+//! nor enforces them.
 
 use std::os::fd::AsRawFd;
 
-use super::handles::LockRecord;
+use super::handles::{Handle, LockRecord};
 use super::Passthrough;
+use crate::backend::server_locks::{lock_range, Access, LockKeeping};
 use crate::backend::{Error, FlockOp, HandleId, Lock, LockType, Result};
 
 fn host_type(kind: LockType) -> libc::c_short {
@@ -22,19 +27,16 @@ fn host_type(kind: LockType) -> libc::c_short {
 
 /// `start..=end` of a lock (`len == 0` runs to the end of any file).
 fn range(lock: &Lock) -> Result<(u64, u64)> {
-    let bad = || Error::refused(libc::EINVAL, "lock range beyond off_t");
-    if i64::try_from(lock.start).is_err() {
-        return Err(bad());
-    }
-    if lock.len == 0 {
-        return Ok((lock.start, u64::MAX));
-    }
-    let end = lock
-        .start
-        .checked_add(lock.len - 1)
-        .filter(|e| i64::try_from(*e).is_ok())
-        .ok_or_else(bad)?;
-    Ok((lock.start, end))
+    let r = lock_range(lock)?;
+    Ok((r.start, r.end))
+}
+
+/// The access mode a handle's descriptor was opened with.
+fn access_of(h: &Handle) -> Result<Access> {
+    // SAFETY: F_GETFL on our own descriptor reads no memory of ours.
+    let flags = unsafe { libc::fcntl(h.fd().as_raw_fd(), libc::F_GETFL) };
+    super::sys::cvt(flags, "fcntl(F_GETFL)")?;
+    Ok(Access::of_flags(flags))
 }
 
 fn host_flock(lock: &Lock) -> Result<libc::flock> {
@@ -52,6 +54,11 @@ fn host_flock(lock: &Lock) -> Result<libc::flock> {
 impl Passthrough {
     pub(super) fn do_setlk(&self, id: HandleId, lock: &Lock, wait: bool) -> Result<()> {
         let h = self.handle(id)?;
+        if self.config.locks == LockKeeping::Server {
+            return self
+                .server_locks
+                .setlk(h.key, id, access_of(&h)?, lock, wait);
+        }
         let fl = host_flock(lock)?;
         let cmd = if wait {
             libc::F_OFD_SETLKW
@@ -87,6 +94,9 @@ impl Passthrough {
             return Err(Error::refused(libc::EINVAL, "getlk of F_UNLCK"));
         }
         let h = self.handle(id)?;
+        if self.config.locks == LockKeeping::Server {
+            return self.server_locks.getlk(h.key, id, lock);
+        }
         let mut fl = host_flock(lock)?;
         // SAFETY: `fl` is a valid, writable flock; the descriptor is our own.
         let ret = unsafe { libc::fcntl(h.fd().as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
@@ -130,6 +140,9 @@ impl Passthrough {
 
     pub(super) fn do_flock(&self, id: HandleId, op: FlockOp, wait: bool) -> Result<()> {
         let h = self.handle(id)?;
+        if self.config.locks == LockKeeping::Server {
+            return self.server_locks.flock(h.key, id, op, wait);
+        }
         let mut how = match op {
             FlockOp::Shared => libc::LOCK_SH,
             FlockOp::Exclusive => libc::LOCK_EX,

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use self::confine::ProcFd;
 use self::handles::{Handle, HandleTable};
 use self::nodes::{Node, NodeTable};
+use super::server_locks::{LockKeeping, ServerLocks};
 use super::{
     Attr, Backend, DirEntry, Entry, Error, FlockOp, HandleId, Lock, NodeId, Result, SetAttr, StatFs,
 };
@@ -42,6 +43,8 @@ use super::{
 pub struct Config {
     /// Refuse every change with `EROFS`.
     pub read_only: bool,
+    /// Where byte-range and `flock` locks are kept.
+    pub locks: LockKeeping,
 }
 
 /// A host directory served as it is (see the module doc).
@@ -52,6 +55,7 @@ pub struct Passthrough {
     proc: ProcFd,
     nodes: NodeTable,
     handles: HandleTable,
+    server_locks: ServerLocks,
 }
 
 impl Passthrough {
@@ -72,13 +76,19 @@ impl Passthrough {
         // SAFETY: open returned a new descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let st = sys::stat_fd(std::os::fd::AsFd::as_fd(&fd))?;
-        tracing::info!(root = %root.display(), read_only = config.read_only, "passthrough share");
+        tracing::info!(
+            root = %root.display(),
+            read_only = config.read_only,
+            locks = ?config.locks,
+            "passthrough share"
+        );
         Ok(Passthrough {
             root: root.to_path_buf(),
             config,
             proc: ProcFd::open()?,
             nodes: NodeTable::new(fd, sys::key_of(&st)),
             handles: HandleTable::default(),
+            server_locks: ServerLocks::new(),
         })
     }
 
@@ -160,7 +170,11 @@ impl Backend for Passthrough {
     }
 
     fn release(&self, handle: HandleId) -> Result<()> {
-        self.handles.remove(handle).map(drop)
+        let h = self.handles.remove(handle)?;
+        if self.config.locks == LockKeeping::Server {
+            self.server_locks.release(h.key, handle);
+        }
+        Ok(())
     }
 
     fn fsync(&self, handle: HandleId, datasync: bool) -> Result<()> {

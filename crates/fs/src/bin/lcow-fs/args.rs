@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use lcow_fs::backend::server_locks::LockKeeping;
 
 /// Which backend serves the files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -12,6 +13,25 @@ pub enum BackendKind {
     Passthrough,
     /// Ownership, modes and device numbers kept in user.LX* xattrs (no privilege needed).
     Mapped,
+}
+
+/// Where locks are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LocksKind {
+    /// The host's own locks (OFD byte-range locks and flock): host processes see the guest's.
+    Host,
+    /// The server's own lock table: for file systems without working locks; host processes
+    /// neither see nor are held back by them.
+    Server,
+}
+
+impl From<LocksKind> for LockKeeping {
+    fn from(kind: LocksKind) -> Self {
+        match kind {
+            LocksKind::Host => LockKeeping::Host,
+            LocksKind::Server => LockKeeping::Server,
+        }
+    }
 }
 
 /// Arguments of `lcow-fs mount`.
@@ -26,6 +46,12 @@ pub struct MountArgs {
     /// Serve read-only: every change answers EROFS.
     #[arg(long)]
     pub ro: bool,
+
+    /// Where POSIX byte-range and flock locks are kept: "host" takes real host locks (other
+    /// host processes see them); "server" keeps them in the server alone, with the same
+    /// semantics, for file systems whose own locks do not work.
+    #[arg(long, value_enum, default_value = "host")]
+    pub locks: LocksKind,
 
     /// Seconds the kernel may cache attributes and names (0 disables the caches; changes made
     /// to SRC behind the server's back show up after at most this long).

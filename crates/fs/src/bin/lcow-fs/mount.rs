@@ -47,13 +47,25 @@ pub fn run(args: &MountArgs) -> Result<()> {
     };
     match args.backend {
         BackendKind::Passthrough => {
-            let b = Passthrough::new(&args.src, passthrough::Config { read_only: args.ro })
-                .with_context(|| format!("cannot serve {}", args.src.display()))?;
+            let b = Passthrough::new(
+                &args.src,
+                passthrough::Config {
+                    read_only: args.ro,
+                    locks: args.locks.into(),
+                },
+            )
+            .with_context(|| format!("cannot serve {}", args.src.display()))?;
             serve(b, options, args)
         }
         BackendKind::Mapped => {
-            let b = Mapped::new(&args.src, mapped::Config { read_only: args.ro })
-                .with_context(|| format!("cannot serve {}", args.src.display()))?;
+            let b = Mapped::new(
+                &args.src,
+                mapped::Config {
+                    read_only: args.ro,
+                    locks: args.locks.into(),
+                },
+            )
+            .with_context(|| format!("cannot serve {}", args.src.display()))?;
             serve(b, options, args)
         }
     }
@@ -84,6 +96,7 @@ fn serve<B: Backend + 'static>(backend: B, options: Options, args: &MountArgs) -
         src = %args.src.display(),
         mnt = %mount.mount_point().display(),
         backend = ?args.backend,
+        locks = ?args.locks,
         read_only = args.ro,
         "serving"
     );

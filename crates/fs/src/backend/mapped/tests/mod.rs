@@ -66,7 +66,13 @@ impl Fixture {
     }
 
     pub(super) fn read_only(test: &str) -> Option<Self> {
-        Self::with(test, Config { read_only: true })
+        Self::with(
+            test,
+            Config {
+                read_only: true,
+                ..Config::default()
+            },
+        )
     }
 
     fn with(test: &str, config: Config) -> Option<Self> {

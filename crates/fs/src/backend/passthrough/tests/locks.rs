@@ -5,6 +5,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::{errno, Fixture};
+use crate::backend::passthrough::Config;
+use crate::backend::server_locks::LockKeeping;
 use crate::backend::{Backend, FlockOp, Lock, LockType};
 
 fn lock(kind: LockType, start: u64, len: u64, pid: u32) -> Lock {
@@ -16,9 +18,8 @@ fn lock(kind: LockType, start: u64, len: u64, pid: u32) -> Lock {
     }
 }
 
-#[test]
-fn test_setlk_two_handles_conflict_eagain() {
-    let fx = Fixture::new();
+fn test_setlk_two_handles_conflict_eagain(config: Config) {
+    let fx = Fixture::with(config);
     fx.put("f", b"");
     let a = fx.open("f", libc::O_RDWR);
     let b = fx.open("f", libc::O_RDWR);
@@ -35,9 +36,8 @@ fn test_setlk_two_handles_conflict_eagain() {
         .unwrap();
 }
 
-#[test]
-fn test_getlk_conflict_reports_holder_pid_and_range() {
-    let fx = Fixture::new();
+fn test_getlk_conflict_reports_holder_pid_and_range(config: Config) {
+    let fx = Fixture::with(config);
     fx.put("f", b"");
     let a = fx.open("f", libc::O_RDWR);
     let b = fx.open("f", libc::O_RDWR);
@@ -48,9 +48,8 @@ fn test_getlk_conflict_reports_holder_pid_and_range() {
     assert_eq!(got, lock(LockType::Write, 100, 50, 4242));
 }
 
-#[test]
-fn test_getlk_no_conflict_reports_unlock() {
-    let fx = Fixture::new();
+fn test_getlk_no_conflict_reports_unlock(config: Config) {
+    let fx = Fixture::with(config);
     fx.put("f", b"");
     let a = fx.open("f", libc::O_RDWR);
     let b = fx.open("f", libc::O_RDWR);
@@ -64,9 +63,8 @@ fn test_getlk_no_conflict_reports_unlock() {
     assert_eq!(got.kind, LockType::Unlock);
 }
 
-#[test]
-fn test_setlk_shared_locks_coexist_exclusive_refused() {
-    let fx = Fixture::new();
+fn test_setlk_shared_locks_coexist_exclusive_refused(config: Config) {
+    let fx = Fixture::with(config);
     fx.put("f", b"");
     let a = fx.open("f", libc::O_RDONLY);
     let b = fx.open("f", libc::O_RDONLY);
@@ -81,9 +79,8 @@ fn test_setlk_shared_locks_coexist_exclusive_refused() {
     assert_eq!(errno(r), libc::EAGAIN);
 }
 
-#[test]
-fn test_setlk_unlock_then_other_handle_locks() {
-    let fx = Fixture::new();
+fn test_setlk_unlock_then_other_handle_locks(config: Config) {
+    let fx = Fixture::with(config);
     fx.put("f", b"");
     let a = fx.open("f", libc::O_RDWR);
     let b = fx.open("f", libc::O_RDWR);
@@ -98,9 +95,8 @@ fn test_setlk_unlock_then_other_handle_locks() {
         .unwrap();
 }
 
-#[test]
-fn test_release_handle_drops_its_locks() {
-    let fx = Fixture::new();
+fn test_release_handle_drops_its_locks(config: Config) {
+    let fx = Fixture::with(config);
     fx.put("f", b"");
     let a = fx.open("f", libc::O_RDWR);
     let b = fx.open("f", libc::O_RDWR);
@@ -113,18 +109,16 @@ fn test_release_handle_drops_its_locks() {
         .unwrap();
 }
 
-#[test]
-fn test_setlk_write_lock_on_read_only_handle_ebadf() {
-    let fx = Fixture::new();
+fn test_setlk_write_lock_on_read_only_handle_ebadf(config: Config) {
+    let fx = Fixture::with(config);
     fx.put("f", b"");
     let a = fx.open("f", libc::O_RDONLY);
     let r = fx.fs.setlk(a, &lock(LockType::Write, 0, 0, 1), false);
     assert_eq!(errno(r), libc::EBADF);
 }
 
-#[test]
-fn test_setlk_range_beyond_off_t_einval() {
-    let fx = Fixture::new();
+fn test_setlk_range_beyond_off_t_einval(config: Config) {
+    let fx = Fixture::with(config);
     fx.put("f", b"");
     let a = fx.open("f", libc::O_RDWR);
     let r = fx
@@ -166,9 +160,8 @@ fn test_setlk_lock_is_real_on_host() {
     assert_eq!(ret, -1);
 }
 
-#[test]
-fn test_setlk_wait_blocks_until_holder_releases() {
-    let fx = Fixture::new();
+fn test_setlk_wait_blocks_until_holder_releases(config: Config) {
+    let fx = Fixture::with(config);
     fx.put("f", b"");
     let a = fx.open("f", libc::O_RDWR);
     let b = fx.open("f", libc::O_RDWR);
@@ -194,9 +187,8 @@ fn test_setlk_wait_blocks_until_holder_releases() {
     assert_eq!(got.pid, 2, "the waiter now holds it");
 }
 
-#[test]
-fn test_flock_exclusive_conflict_ewouldblock() {
-    let fx = Fixture::new();
+fn test_flock_exclusive_conflict_ewouldblock(config: Config) {
+    let fx = Fixture::with(config);
     fx.put("f", b"");
     let a = fx.open("f", libc::O_RDONLY);
     let b = fx.open("f", libc::O_RDONLY);
@@ -209,3 +201,57 @@ fn test_flock_exclusive_conflict_ewouldblock() {
     fx.fs.flock(b, FlockOp::Shared, false).unwrap();
     fx.fs.flock(a, FlockOp::Shared, false).unwrap();
 }
+
+#[test]
+fn test_server_locks_are_not_the_hosts() {
+    let fx = Fixture::with(Config {
+        locks: LockKeeping::Server,
+        ..Config::default()
+    });
+    fx.put("f", b"");
+    let a = fx.open("f", libc::O_RDWR);
+    let b = fx.open("f", libc::O_RDONLY);
+    fx.fs
+        .setlk(a, &lock(LockType::Write, 0, 0, 1), false)
+        .unwrap();
+    assert_eq!(
+        errno(fx.fs.setlk(b, &lock(LockType::Read, 0, 1, 2), false)),
+        libc::EAGAIN
+    );
+    // The host holds nothing: a host process may take the whole file.
+    let host = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(fx.share.join("f"))
+        .unwrap();
+    // SAFETY: `flock` is plain data; all-zero is valid.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: `fl` is a valid flock; the descriptor is open.
+    let ret = unsafe { libc::fcntl(host.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+    assert_eq!(ret, 0, "{}", std::io::Error::last_os_error());
+    // A write lock through the read-only handle is EBADF, as fcntl answers.
+    assert_eq!(
+        errno(fx.fs.setlk(b, &lock(LockType::Write, 10, 1, 2), false)),
+        libc::EBADF
+    );
+    // Releasing the holder's handle ends its locks.
+    fx.fs.release(a).unwrap();
+    fx.fs
+        .setlk(b, &lock(LockType::Read, 0, 0, 2), false)
+        .unwrap();
+}
+
+both_lock_keepings!(
+    test_setlk_two_handles_conflict_eagain,
+    test_getlk_conflict_reports_holder_pid_and_range,
+    test_getlk_no_conflict_reports_unlock,
+    test_setlk_shared_locks_coexist_exclusive_refused,
+    test_setlk_unlock_then_other_handle_locks,
+    test_release_handle_drops_its_locks,
+    test_setlk_write_lock_on_read_only_handle_ebadf,
+    test_setlk_range_beyond_off_t_einval,
+    test_setlk_wait_blocks_until_holder_releases,
+    test_flock_exclusive_conflict_ewouldblock,
+);

@@ -81,7 +81,10 @@ impl Fixture {
     }
 
     pub(super) fn read_only() -> Self {
-        Self::with(Config { read_only: true })
+        Self::with(Config {
+            read_only: true,
+            ..Config::default()
+        })
     }
 
     fn with(config: Config) -> Self {

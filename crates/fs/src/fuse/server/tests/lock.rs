@@ -87,9 +87,8 @@ pub(super) fn interrupt<B: Backend>(fx: &Fixture<B>, unique: u64) {
     assert!(reply.is_none());
 }
 
-#[test]
-fn test_setlk_two_owners_conflict() {
-    let fx = Fixture::new();
+fn test_setlk_two_owners_conflict(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
 
     let first = setlk(&fx, node, lk(fh1, 0xa, WR, 10, 29, 111));
@@ -106,9 +105,8 @@ fn test_setlk_two_owners_conflict() {
     assert_eq!(same_fh, Err(linux::EAGAIN));
 }
 
-#[test]
-fn test_setlk_same_owner_two_handles_no_conflict() {
-    let fx = Fixture::new();
+fn test_setlk_same_owner_two_handles_no_conflict(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
 
     let first = setlk(&fx, node, lk(fh1, 0xa, WR, 0, 49, 111));
@@ -120,9 +118,8 @@ fn test_setlk_same_owner_two_handles_no_conflict() {
     assert_eq!(test.typ, UN);
 }
 
-#[test]
-fn test_getlk_reports_conflicting_lock_and_holder_pid() {
-    let fx = Fixture::new();
+fn test_getlk_reports_conflicting_lock_and_holder_pid(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
     setlk(&fx, node, lk(fh1, 0xa, WR, 10, 19, 111)).unwrap();
 
@@ -141,9 +138,8 @@ fn test_getlk_reports_conflicting_lock_and_holder_pid() {
     assert_eq!(clear.typ, UN);
 }
 
-#[test]
-fn test_getlk_to_eof_lock_reported_with_offset_max() {
-    let fx = Fixture::new();
+fn test_getlk_to_eof_lock_reported_with_offset_max(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
     setlk(&fx, node, lk(fh1, 0xa, RD, 50, EOF, 111)).unwrap();
 
@@ -152,9 +148,8 @@ fn test_getlk_to_eof_lock_reported_with_offset_max() {
     assert_eq!((conflict.start, conflict.end, conflict.typ), (50, EOF, RD));
 }
 
-#[test]
-fn test_unlock_lets_other_owner_lock() {
-    let fx = Fixture::new();
+fn test_unlock_lets_other_owner_lock(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
     setlk(&fx, node, lk(fh1, 0xa, WR, 0, EOF, 111)).unwrap();
 
@@ -167,9 +162,8 @@ fn test_unlock_lets_other_owner_lock() {
     assert_eq!(stray, Ok(Vec::new()));
 }
 
-#[test]
-fn test_flush_drops_that_owners_locks_only() {
-    let fx = Fixture::new();
+fn test_flush_drops_that_owners_locks_only(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
     setlk(&fx, node, lk(fh1, 0xa, WR, 0, 9, 111)).unwrap();
     setlk(&fx, node, lk(fh1, 0xc, WR, 50, 59, 333)).unwrap();
@@ -190,9 +184,8 @@ fn test_flush_drops_that_owners_locks_only() {
     assert_eq!(kept, Err(linux::EAGAIN));
 }
 
-#[test]
-fn test_release_of_last_locking_handle_drops_owner_locks() {
-    let fx = Fixture::new();
+fn test_release_of_last_locking_handle_drops_owner_locks(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
     // An OFD-style owner (the open file itself): no FLUSH names it.
     setlk(&fx, node, lk(fh1, 0xf1, WR, 0, EOF, 111)).unwrap();
@@ -205,9 +198,8 @@ fn test_release_of_last_locking_handle_drops_owner_locks() {
     assert_eq!(after, Ok(Vec::new()));
 }
 
-#[test]
-fn test_release_with_flock_unlock_drops_named_owner() {
-    let fx = Fixture::new();
+fn test_release_with_flock_unlock_drops_named_owner(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
     let fh3 = fx.open(node, linux::O_RDWR);
     // Owner a locked through fh1 and fh3; releasing fh3 with its owner named ends a.
@@ -228,9 +220,8 @@ fn test_release_with_flock_unlock_drops_named_owner() {
     assert_eq!(after, Ok(Vec::new()));
 }
 
-#[test]
-fn test_lock_type_needs_matching_access_mode() {
-    let fx = Fixture::new();
+fn test_lock_type_needs_matching_access_mode(config: Config) {
+    let fx = Fixture::with_config(config);
     fx.put("f", b"x");
     let node = fx.lookup(ROOT, "f").nodeid;
     let ro = fx.open(node, linux::O_RDONLY);
@@ -242,9 +233,8 @@ fn test_lock_type_needs_matching_access_mode() {
     assert_eq!(setlk(&fx, node, lk(wo, 4, WR, 1, 1, 4)), Ok(Vec::new()));
 }
 
-#[test]
-fn test_bad_lock_requests_rejected() {
-    let fx = Fixture::new();
+fn test_bad_lock_requests_rejected(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, _) = two_handles(&fx);
 
     assert_eq!(setlk(&fx, node, lk(fh1, 1, 7, 0, 0, 1)), Err(linux::EINVAL));
@@ -267,9 +257,8 @@ fn test_bad_lock_requests_rejected() {
     assert_eq!(getlk(&fx, node, flock(fh1, WR)), Err(linux::EINVAL));
 }
 
-#[test]
-fn test_setlkw_waits_until_holder_unlocks() {
-    let fx = Fixture::new();
+fn test_setlkw_waits_until_holder_unlocks(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
     setlk(&fx, node, lk(fh1, 0xa, WR, 0, EOF, 111)).unwrap();
 
@@ -289,9 +278,8 @@ fn test_setlkw_waits_until_holder_unlocks() {
     );
 }
 
-#[test]
-fn test_setlkw_interrupted_answers_eintr_holding_no_lock() {
-    let fx = Fixture::new();
+fn test_setlkw_interrupted_answers_eintr_holding_no_lock(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
     setlk(&fx, node, lk(fh1, 0xa, WR, 0, EOF, 111)).unwrap();
 
@@ -306,9 +294,8 @@ fn test_setlkw_interrupted_answers_eintr_holding_no_lock() {
     assert_eq!(free.typ, UN);
 }
 
-#[test]
-fn test_interrupt_arriving_before_its_setlkw_still_cancels_it() {
-    let fx = Fixture::new();
+fn test_interrupt_arriving_before_its_setlkw_still_cancels_it(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
     setlk(&fx, node, lk(fh1, 0xa, WR, 0, EOF, 111)).unwrap();
 
@@ -319,9 +306,8 @@ fn test_interrupt_arriving_before_its_setlkw_still_cancels_it() {
     assert_eq!(answer, Err(linux::EINTR));
 }
 
-#[test]
-fn test_interrupt_of_unknown_request_has_no_reply() {
-    let fx = Fixture::new();
+fn test_interrupt_of_unknown_request_has_no_reply(config: Config) {
+    let fx = Fixture::with_config(config);
     let mut raw = Vec::new();
     InHeader {
         len: 48,
@@ -335,9 +321,8 @@ fn test_interrupt_of_unknown_request_has_no_reply() {
     assert!(fx.server.handle(&raw).is_none());
 }
 
-#[test]
-fn test_flock_conflicts_between_two_handles() {
-    let fx = Fixture::new();
+fn test_flock_conflicts_between_two_handles(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
 
     let ex = setlk(&fx, node, flock(fh1, WR));
@@ -354,9 +339,8 @@ fn test_flock_conflicts_between_two_handles() {
     assert_eq!(upgrade, Err(linux::EAGAIN));
 }
 
-#[test]
-fn test_flock_independent_of_posix_locks_and_ends_with_release() {
-    let fx = Fixture::new();
+fn test_flock_independent_of_posix_locks_and_ends_with_release(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
     setlk(&fx, node, lk(fh1, 0xa, WR, 0, EOF, 111)).unwrap();
 
@@ -369,9 +353,8 @@ fn test_flock_independent_of_posix_locks_and_ends_with_release() {
     assert_eq!(after_release, Ok(Vec::new()));
 }
 
-#[test]
-fn test_flock_setlkw_waits_and_can_be_interrupted() {
-    let fx = Fixture::new();
+fn test_flock_setlkw_waits_and_can_be_interrupted(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, fh2) = two_handles(&fx);
     setlk(&fx, node, flock(fh1, WR)).unwrap();
 
@@ -389,9 +372,8 @@ fn test_flock_setlkw_waits_and_can_be_interrupted() {
     assert_eq!(setlk(&fx, node, flock(fh1, WR)), Err(linux::EAGAIN));
 }
 
-#[test]
-fn test_destroy_ends_every_lock() {
-    let fx = Fixture::new();
+fn test_destroy_ends_every_lock(config: Config) {
+    let fx = Fixture::with_config(config);
     let (node, fh1, _) = two_handles(&fx);
     setlk(&fx, node, lk(fh1, 0xa, WR, 0, EOF, 111)).unwrap();
     setlk(&fx, node, flock(fh1, WR)).unwrap();
@@ -406,3 +388,24 @@ fn test_destroy_ends_every_lock() {
     );
     assert_eq!(setlk(&fx, node, flock(fh, WR)), Ok(Vec::new()));
 }
+
+both_lock_keepings!(
+    test_setlk_two_owners_conflict,
+    test_setlk_same_owner_two_handles_no_conflict,
+    test_getlk_reports_conflicting_lock_and_holder_pid,
+    test_getlk_to_eof_lock_reported_with_offset_max,
+    test_unlock_lets_other_owner_lock,
+    test_flush_drops_that_owners_locks_only,
+    test_release_of_last_locking_handle_drops_owner_locks,
+    test_release_with_flock_unlock_drops_named_owner,
+    test_lock_type_needs_matching_access_mode,
+    test_bad_lock_requests_rejected,
+    test_setlkw_waits_until_holder_unlocks,
+    test_setlkw_interrupted_answers_eintr_holding_no_lock,
+    test_interrupt_arriving_before_its_setlkw_still_cancels_it,
+    test_interrupt_of_unknown_request_has_no_reply,
+    test_flock_conflicts_between_two_handles,
+    test_flock_independent_of_posix_locks_and_ends_with_release,
+    test_flock_setlkw_waits_and_can_be_interrupted,
+    test_destroy_ends_every_lock,
+);

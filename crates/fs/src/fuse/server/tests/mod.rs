@@ -62,8 +62,13 @@ pub(super) fn init_in(minor: u32, flags: u64) -> InitIn {
 impl Fixture {
     /// A passthrough server whose session is initialised as a 6.1 kernel would.
     pub(super) fn new() -> Self {
+        Self::with_config(Config::default())
+    }
+
+    /// A passthrough server configured by `config`, initialised.
+    pub(super) fn with_config(config: Config) -> Self {
         Self::with_backend(TempDir::new().unwrap(), |share| {
-            Passthrough::new(share, Config::default()).unwrap()
+            Passthrough::new(share, config).unwrap()
         })
     }
 

@@ -36,16 +36,20 @@ fn status(reply: &Rmessage) -> u8 {
 
 /// A client with file `f` opened read-write as fids 1 and 2.
 fn two_fids() -> Client {
-    let mut c = Client::new();
+    two_fids_with(Config::default())
+}
+
+/// [`two_fids`] over a backend configured by `config`.
+fn two_fids_with(config: Config) -> Client {
+    let mut c = Client::with_config(config);
     std::fs::write(c.path("f"), vec![0u8; 100]).unwrap();
     c.open_rw(1, &["f"]);
     c.open_rw(2, &["f"]);
     c
 }
 
-#[test]
-fn test_lock_conflict_between_two_fids_is_not_success() {
-    let mut c = two_fids();
+fn test_lock_conflict_between_two_fids_is_not_success(config: Config) {
+    let mut c = two_fids_with(config);
     let first = c.call(tlock(1, lock_type::WRLCK, 0, 10, 20, 111));
 
     let second = c.call(tlock(2, lock_type::WRLCK, 0, 15, 1, 222));
@@ -58,9 +62,8 @@ fn test_lock_conflict_between_two_fids_is_not_success() {
     assert_eq!(status(&apart), lock_status::SUCCESS);
 }
 
-#[test]
-fn test_getlock_conflict_reports_holder_range() {
-    let mut c = two_fids();
+fn test_getlock_conflict_reports_holder_range(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 10, 20, 111));
 
     let reply = c.ok(Tgetlock {
@@ -82,9 +85,8 @@ fn test_getlock_conflict_reports_holder_range() {
     }
 }
 
-#[test]
-fn test_getlock_no_conflict_answers_unlck() {
-    let mut c = two_fids();
+fn test_getlock_no_conflict_answers_unlck(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::RDLCK, 0, 0, 10, 111));
 
     let reply = c.ok(Tgetlock {
@@ -102,9 +104,8 @@ fn test_getlock_no_conflict_answers_unlck() {
     );
 }
 
-#[test]
-fn test_lock_after_unlock_succeeds_for_other_fid() {
-    let mut c = two_fids();
+fn test_lock_after_unlock_succeeds_for_other_fid(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
     assert_eq!(
         status(&c.call(tlock(2, lock_type::WRLCK, 0, 0, 0, 222))),
@@ -117,9 +118,8 @@ fn test_lock_after_unlock_succeeds_for_other_fid() {
     assert_eq!(status(&reply), lock_status::SUCCESS);
 }
 
-#[test]
-fn test_lock_clunk_of_holder_releases_lock() {
-    let mut c = two_fids();
+fn test_lock_clunk_of_holder_releases_lock(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
 
     c.clunk(1);
@@ -128,24 +128,21 @@ fn test_lock_clunk_of_holder_releases_lock() {
     assert_eq!(status(&reply), lock_status::SUCCESS);
 }
 
-#[test]
-fn test_lock_unopened_fid_answers_ebadf() {
-    let mut c = Client::new();
+fn test_lock_unopened_fid_answers_ebadf(config: Config) {
+    let mut c = Client::with_config(config);
     c.walk(ROOT, 1, &[]);
 
     assert_eq!(c.err(tlock(1, lock_type::WRLCK, 0, 0, 0, 1)), linux::EBADF);
 }
 
-#[test]
-fn test_lock_bad_type_answers_einval() {
-    let mut c = two_fids();
+fn test_lock_bad_type_answers_einval(config: Config) {
+    let mut c = two_fids_with(config);
 
     assert_eq!(c.err(tlock(1, 9, 0, 0, 0, 1)), linux::EINVAL);
 }
 
-#[test]
-fn test_lock_block_flag_waits_until_released() {
-    let mut c = two_fids();
+fn test_lock_block_flag_waits_until_released(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
     let server = Arc::clone(&c.server);
     let (tx, rx) = mpsc::channel();
@@ -173,9 +170,8 @@ fn test_lock_block_flag_waits_until_released() {
     );
 }
 
-#[test]
-fn test_flush_blocked_lock_answers_eintr_before_rflush() {
-    let mut c = two_fids();
+fn test_flush_blocked_lock_answers_eintr_before_rflush(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
     let sent: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let (server, log) = (Arc::clone(&c.server), Arc::clone(&sent));
@@ -214,9 +210,8 @@ fn test_flush_blocked_lock_answers_eintr_before_rflush() {
     assert!(matches!(getlock, Rmessage::Getlock(ref g) if g.ty == lock_type::UNLCK));
 }
 
-#[test]
-fn test_flush_finished_tag_answers_rflush_at_once() {
-    let mut c = two_fids();
+fn test_flush_finished_tag_answers_rflush_at_once(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
 
     let flushed = call_tagged(&c.server, 700, Tflush { oldtag: 1 }.into());
@@ -224,9 +219,8 @@ fn test_flush_finished_tag_answers_rflush_at_once() {
     assert_eq!(flushed, Rmessage::Flush(Rflush));
 }
 
-#[test]
-fn test_server_concurrent_requests_from_threads_all_answer() {
-    let mut c = Client::new();
+fn test_server_concurrent_requests_from_threads_all_answer(config: Config) {
+    let mut c = Client::with_config(config);
     for i in 0..8 {
         std::fs::write(c.path(&format!("f{i}")), vec![i as u8; 1000]).unwrap();
     }
@@ -295,9 +289,8 @@ fn getlock(c: &mut Client, t: Tgetlock) -> crate::p9::Rgetlock {
     }
 }
 
-#[test]
-fn test_lock_same_proc_through_two_fids_both_succeed() {
-    let mut c = two_fids();
+fn test_lock_same_proc_through_two_fids_both_succeed(config: Config) {
+    let mut c = two_fids_with(config);
 
     let first = c.call(tlock(1, lock_type::WRLCK, 0, 0, 50, 111));
     let second = c.call(tlock(2, lock_type::WRLCK, 0, 10, 10, 111));
@@ -309,9 +302,8 @@ fn test_lock_same_proc_through_two_fids_both_succeed() {
     assert_eq!(c.server.locks.len(), 1);
 }
 
-#[test]
-fn test_lock_different_proc_through_two_fids_blocks() {
-    let mut c = two_fids();
+fn test_lock_different_proc_through_two_fids_blocks(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::RDLCK, 0, 0, 0, 111));
 
     let write = c.call(tlock(2, lock_type::WRLCK, 0, 5, 1, 222));
@@ -321,9 +313,8 @@ fn test_lock_different_proc_through_two_fids_blocks() {
     assert_eq!(status(&read), lock_status::SUCCESS);
 }
 
-#[test]
-fn test_lock_same_proc_other_client_id_blocks() {
-    let mut c = two_fids();
+fn test_lock_same_proc_other_client_id_blocks(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
     let mut other = tlock(2, lock_type::WRLCK, 0, 0, 0, 111);
     other.client_id = "other-guest".into();
@@ -331,9 +322,8 @@ fn test_lock_same_proc_other_client_id_blocks() {
     assert_eq!(status(&c.call(other)), lock_status::BLOCKED);
 }
 
-#[test]
-fn test_lock_unlock_through_other_fid_frees_range_for_other_owner() {
-    let mut c = two_fids();
+fn test_lock_unlock_through_other_fid_frees_range_for_other_owner(config: Config) {
+    let mut c = two_fids_with(config);
     c.open_rw(3, &["f"]);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
     assert_eq!(
@@ -348,9 +338,8 @@ fn test_lock_unlock_through_other_fid_frees_range_for_other_owner() {
     assert_eq!(status(&reply), lock_status::SUCCESS);
 }
 
-#[test]
-fn test_lock_unlock_by_owner_without_locks_succeeds_without_handle() {
-    let mut c = two_fids();
+fn test_lock_unlock_by_owner_without_locks_succeeds_without_handle(config: Config) {
+    let mut c = two_fids_with(config);
 
     let reply = c.call(tlock(1, lock_type::UNLCK, 0, 0, 0, 111));
 
@@ -358,9 +347,8 @@ fn test_lock_unlock_by_owner_without_locks_succeeds_without_handle() {
     assert_eq!(c.server.locks.len(), 0);
 }
 
-#[test]
-fn test_lock_clunk_of_last_owner_fid_releases_locks() {
-    let mut c = two_fids();
+fn test_lock_clunk_of_last_owner_fid_releases_locks(config: Config) {
+    let mut c = two_fids_with(config);
     c.open_rw(3, &["f"]);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 10, 111));
     c.ok(tlock(2, lock_type::WRLCK, 0, 20, 10, 111));
@@ -387,9 +375,8 @@ fn test_lock_clunk_of_last_owner_fid_releases_locks() {
     assert_eq!(c.server.locks.len(), 0);
 }
 
-#[test]
-fn test_lock_remove_of_owner_fid_releases_owner() {
-    let mut c = two_fids();
+fn test_lock_remove_of_owner_fid_releases_owner(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
 
     c.ok(crate::p9::Tremove { fid: 1 });
@@ -397,9 +384,8 @@ fn test_lock_remove_of_owner_fid_releases_owner() {
     assert_eq!(c.server.locks.len(), 0);
 }
 
-#[test]
-fn test_lock_version_ends_every_owner() {
-    let mut c = two_fids();
+fn test_lock_version_ends_every_owner(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
     c.ok(tlock(2, lock_type::RDLCK, 0, 0, 0, 222));
     assert_eq!(c.server.locks.len(), 2);
@@ -416,9 +402,8 @@ fn test_lock_version_ends_every_owner() {
     assert_eq!(status(&reply), lock_status::SUCCESS);
 }
 
-#[test]
-fn test_lock_type_must_match_fid_open_mode() {
-    let mut c = Client::new();
+fn test_lock_type_must_match_fid_open_mode(config: Config) {
+    let mut c = Client::with_config(config);
     std::fs::write(c.path("f"), b"data").unwrap();
     c.open(1, &["f"], open_flags::RDONLY);
     c.open(2, &["f"], open_flags::WRONLY);
@@ -441,7 +426,10 @@ fn test_lock_type_must_match_fid_open_mode() {
 fn test_lock_read_only_share_owner_handle_falls_back_to_fid_access_mode() {
     let tmp = tempfile::TempDir::new().unwrap();
     std::fs::write(tmp.path().join("f"), b"data").unwrap();
-    let config = Config { read_only: true };
+    let config = Config {
+        read_only: true,
+        ..Config::default()
+    };
     let server = Server::new(Passthrough::new(tmp.path(), config).unwrap());
     let mut tag = 0u16;
     let mut call = |msg: Tmessage| {
@@ -484,9 +472,8 @@ fn test_lock_read_only_share_owner_handle_falls_back_to_fid_access_mode() {
     assert_eq!(server.locks.len(), 1);
 }
 
-#[test]
-fn test_getlock_reports_other_owner_proc_id() {
-    let mut c = two_fids();
+fn test_getlock_reports_other_owner_proc_id(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 10, 5, 111));
     c.ok(tlock(1, lock_type::RDLCK, 0, 40, 5, 333));
 
@@ -509,9 +496,8 @@ fn test_getlock_reports_other_owner_proc_id() {
     assert_eq!(read_holder.proc_id, 333);
 }
 
-#[test]
-fn test_getlock_own_lock_through_other_fid_answers_unlck() {
-    let mut c = two_fids();
+fn test_getlock_own_lock_through_other_fid_answers_unlck(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
 
     let own = getlock(&mut c, tgetlock(2, lock_type::WRLCK, 0, 0, 111));
@@ -520,9 +506,8 @@ fn test_getlock_own_lock_through_other_fid_answers_unlck() {
     assert_eq!((own.start, own.length), (0, 0));
 }
 
-#[test]
-fn test_getlock_unlck_type_as_linux_sends_reports_any_lock() {
-    let mut c = two_fids();
+fn test_getlock_unlck_type_as_linux_sends_reports_any_lock(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::RDLCK, 0, 0, 0, 111));
 
     // v9fs_file_getlock always sends type UNLCK.
@@ -533,9 +518,8 @@ fn test_getlock_unlck_type_as_linux_sends_reports_any_lock() {
     assert_eq!(own.ty, lock_type::UNLCK);
 }
 
-#[test]
-fn test_lock_block_flag_same_proc_other_fid_does_not_wait() {
-    let mut c = two_fids();
+fn test_lock_block_flag_same_proc_other_fid_does_not_wait(config: Config) {
+    let mut c = two_fids_with(config);
     c.ok(tlock(1, lock_type::WRLCK, 0, 0, 0, 111));
 
     let reply = c.call(tlock(2, lock_type::WRLCK, lock_flags::BLOCK, 0, 0, 111));
@@ -569,3 +553,30 @@ fn test_lock_host_process_sees_guest_owner_lock() {
     assert_eq!(ret, 0);
     assert_eq!(fl.l_type, linux::F_WRLCK as libc::c_short);
 }
+
+both_lock_keepings!(
+    test_lock_conflict_between_two_fids_is_not_success,
+    test_getlock_conflict_reports_holder_range,
+    test_getlock_no_conflict_answers_unlck,
+    test_lock_after_unlock_succeeds_for_other_fid,
+    test_lock_clunk_of_holder_releases_lock,
+    test_lock_unopened_fid_answers_ebadf,
+    test_lock_bad_type_answers_einval,
+    test_lock_block_flag_waits_until_released,
+    test_flush_blocked_lock_answers_eintr_before_rflush,
+    test_flush_finished_tag_answers_rflush_at_once,
+    test_server_concurrent_requests_from_threads_all_answer,
+    test_lock_same_proc_through_two_fids_both_succeed,
+    test_lock_different_proc_through_two_fids_blocks,
+    test_lock_same_proc_other_client_id_blocks,
+    test_lock_unlock_through_other_fid_frees_range_for_other_owner,
+    test_lock_unlock_by_owner_without_locks_succeeds_without_handle,
+    test_lock_clunk_of_last_owner_fid_releases_locks,
+    test_lock_remove_of_owner_fid_releases_owner,
+    test_lock_version_ends_every_owner,
+    test_lock_type_must_match_fid_open_mode,
+    test_getlock_reports_other_owner_proc_id,
+    test_getlock_own_lock_through_other_fid_answers_unlck,
+    test_getlock_unlck_type_as_linux_sends_reports_any_lock,
+    test_lock_block_flag_same_proc_other_fid_does_not_wait,
+);

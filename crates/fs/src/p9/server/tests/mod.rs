@@ -38,10 +38,15 @@ pub(super) struct Client {
 
 impl Client {
     pub(super) fn new() -> Self {
+        Self::with_config(Config::default())
+    }
+
+    /// A client of a passthrough backend configured by `config`.
+    pub(super) fn with_config(config: Config) -> Self {
         let tmp = TempDir::new().unwrap();
         let share = tmp.path().join("share");
         std::fs::create_dir(&share).unwrap();
-        let fs = Passthrough::new(&share, Config::default()).unwrap();
+        let fs = Passthrough::new(&share, config).unwrap();
         let mut c = Client {
             _tmp: tmp,
             share,
