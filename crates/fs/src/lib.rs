@@ -36,3 +36,4 @@ pub mod fuse;
 pub mod linux;
 pub mod locks;
 pub mod p9;
+pub mod wsl;

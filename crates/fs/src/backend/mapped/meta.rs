@@ -6,7 +6,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use crate::backend::passthrough::confine::ProcFd;
 use crate::backend::passthrough::sys;
-use crate::backend::{dtype, Attr, Error, Result};
+use crate::backend::{Attr, Error, Result};
+use crate::wsl::meta::{decode_dev, decode_u32, encode_dev, makedev};
+pub(crate) use crate::wsl::meta::{dtype_of, guest_mode, split_dev, Meta};
 
 /// The xattr holding the guest's owner: `u32`, little-endian.
 pub const XATTR_UID: &CStr = c"user.LXUID";
@@ -25,67 +27,6 @@ pub(crate) const RESERVED: [&CStr; 4] = [XATTR_UID, XATTR_GID, XATTR_MODE, XATTR
 /// Whether `name` (a guest xattr name) is one of the reserved metadata names.
 pub(crate) fn is_reserved(name: &[u8]) -> bool {
     RESERVED.iter().any(|r| r.to_bytes() == name)
-}
-
-/// The guest metadata of one inode; `None` fields fall back to the host's own values.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Meta {
-    /// `LXUID`.
-    pub(crate) uid: Option<u32>,
-    /// `LXGID`.
-    pub(crate) gid: Option<u32>,
-    /// `LXMOD` (`S_IFMT | 0o7777`).
-    pub(crate) mode: Option<u32>,
-    /// `LXDEV` (major, minor).
-    pub(crate) dev: Option<(u32, u32)>,
-}
-
-/// The Linux (glibc `makedev`) device number of a major and minor.
-pub(crate) fn makedev(major: u32, minor: u32) -> u64 {
-    let (major, minor) = (u64::from(major), u64::from(minor));
-    ((major & 0x0000_0fff) << 8)
-        | ((major & 0xffff_f000) << 32)
-        | (minor & 0x0000_00ff)
-        | ((minor & 0xffff_ff00) << 12)
-}
-
-/// The major and minor of a Linux (glibc `makedev`) device number.
-pub(crate) fn split_dev(dev: u64) -> (u32, u32) {
-    let major = ((dev >> 8) & 0x0000_0fff) | ((dev >> 32) & 0xffff_f000);
-    let minor = (dev & 0x0000_00ff) | ((dev >> 12) & 0xffff_ff00);
-    // Both are masked to 32 bits above.
-    (major as u32, minor as u32)
-}
-
-/// The `LXDEV` value of a device number.
-pub(crate) fn encode_dev(major: u32, minor: u32) -> [u8; 8] {
-    let mut out = [0u8; 8];
-    out[..4].copy_from_slice(&major.to_le_bytes());
-    out[4..].copy_from_slice(&minor.to_le_bytes());
-    out
-}
-
-fn decode_u32(name: &CStr, raw: &[u8]) -> Option<u32> {
-    match <[u8; 4]>::try_from(raw) {
-        Ok(b) => Some(u32::from_le_bytes(b)),
-        Err(_) => {
-            tracing::debug!(xattr = ?name, len = raw.len(), "malformed metadata xattr ignored");
-            None
-        }
-    }
-}
-
-fn decode_dev(raw: &[u8]) -> Option<(u32, u32)> {
-    match (raw.get(..4), raw.get(4..)) {
-        (Some(major), Some(minor)) if raw.len() == 8 => Some((
-            u32::from_le_bytes(major.try_into().ok()?),
-            u32::from_le_bytes(minor.try_into().ok()?),
-        )),
-        _ => {
-            tracing::debug!(len = raw.len(), "malformed LXDEV ignored");
-            None
-        }
-    }
 }
 
 /// Whether the host kind can carry user xattrs (Linux allows `user.*` only on regular files and
@@ -146,10 +87,9 @@ pub(crate) fn read(fd: BorrowedFd<'_>, host_kind: u32) -> Result<Meta> {
     // is a regular file or directory, so following the magic link reaches it and nothing else.
     let path = ProcFd::path(fd);
     let mut meta = Meta {
-        uid: get_small(&path, Last::MagicLink, XATTR_UID)?.and_then(|v| decode_u32(XATTR_UID, &v)),
-        gid: get_small(&path, Last::MagicLink, XATTR_GID)?.and_then(|v| decode_u32(XATTR_GID, &v)),
-        mode: get_small(&path, Last::MagicLink, XATTR_MODE)?
-            .and_then(|v| decode_u32(XATTR_MODE, &v)),
+        uid: get_small(&path, Last::MagicLink, XATTR_UID)?.and_then(|v| decode_u32(&v)),
+        gid: get_small(&path, Last::MagicLink, XATTR_GID)?.and_then(|v| decode_u32(&v)),
+        mode: get_small(&path, Last::MagicLink, XATTR_MODE)?.and_then(|v| decode_u32(&v)),
         dev: None,
     };
     let kind = guest_mode(host_kind, meta.mode) & libc::S_IFMT;
@@ -171,7 +111,7 @@ pub(crate) fn read_mode_at(dir: BorrowedFd<'_>, name: &[u8]) -> Option<u32> {
     path.extend_from_slice(name);
     let path = CString::new(path).ok()?;
     match get_small(&path, Last::Name, XATTR_MODE) {
-        Ok(Some(v)) => decode_u32(XATTR_MODE, &v),
+        Ok(Some(v)) => decode_u32(&v),
         Ok(None) => None,
         Err(e) => {
             tracing::debug!(
@@ -243,30 +183,6 @@ pub(crate) fn write(fd: BorrowedFd<'_>, meta: &Meta) -> Result<()> {
     Ok(())
 }
 
-/// The guest's `st_mode` from the host's and an `LXMOD`. A host directory is always a
-/// directory and a host regular file never is one (an `LXMOD` that says otherwise keeps only
-/// its permission bits); other host types (symlinks, special files) carry no xattrs.
-pub(crate) fn guest_mode(host_mode: u32, lxmod: Option<u32>) -> u32 {
-    let Some(lx) = lxmod else {
-        return host_mode;
-    };
-    let host_kind = host_mode & libc::S_IFMT;
-    let kind = match host_kind {
-        libc::S_IFREG => match lx & libc::S_IFMT {
-            k @ (libc::S_IFREG
-            | libc::S_IFLNK
-            | libc::S_IFIFO
-            | libc::S_IFSOCK
-            | libc::S_IFCHR
-            | libc::S_IFBLK) => k,
-            _ => libc::S_IFREG,
-        },
-        libc::S_IFDIR => libc::S_IFDIR,
-        _ => return host_mode,
-    };
-    kind | (lx & 0o7777)
-}
-
 /// The attributes the guest sees: the host's, with owner, group, mode and device number taken
 /// from the metadata where present.
 pub(crate) fn overlay(mut attr: Attr, meta: &Meta) -> Attr {
@@ -289,69 +205,10 @@ pub(crate) fn overlay(mut attr: Attr, meta: &Meta) -> Attr {
     attr
 }
 
-/// The `d_type` of a guest file type (`S_IFMT` bits).
-pub(crate) fn dtype_of(kind: u32) -> u8 {
-    match kind {
-        libc::S_IFREG => dtype::REG,
-        libc::S_IFDIR => dtype::DIR,
-        libc::S_IFLNK => dtype::LNK,
-        libc::S_IFIFO => dtype::FIFO,
-        libc::S_IFSOCK => dtype::SOCK,
-        libc::S_IFCHR => dtype::CHR,
-        libc::S_IFBLK => dtype::BLK,
-        _ => dtype::UNKNOWN,
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn test_makedev_roundtrip_matches_host_encoding() {
-        for (major, minor) in [
-            (0, 0),
-            (1, 3),
-            (8, 17),
-            (4095, 255),
-            (4096, 256),
-            (u32::MAX, 1),
-        ] {
-            let dev = makedev(major, minor);
-            assert_eq!(split_dev(dev), (major, minor));
-            assert_eq!(dev, libc::makedev(major, minor) as u64);
-        }
-    }
-
-    #[test]
-    fn test_encode_dev_little_endian_major_then_minor() {
-        assert_eq!(encode_dev(0x0102, 0x0304), [2, 1, 0, 0, 4, 3, 0, 0]);
-        assert_eq!(decode_dev(&encode_dev(7, 9)), Some((7, 9)));
-        assert_eq!(decode_dev(&[1, 2, 3]), None);
-    }
-
-    #[test]
-    fn test_guest_mode_type_rules() {
-        let reg = libc::S_IFREG | 0o600;
-        let dir = libc::S_IFDIR | 0o700;
-        assert_eq!(guest_mode(reg, None), reg);
-        assert_eq!(
-            guest_mode(reg, Some(libc::S_IFIFO | 0o644)),
-            libc::S_IFIFO | 0o644
-        );
-        assert_eq!(
-            guest_mode(reg, Some(libc::S_IFDIR | 0o755)),
-            libc::S_IFREG | 0o755
-        );
-        assert_eq!(guest_mode(reg, Some(0o4755)), libc::S_IFREG | 0o4755);
-        assert_eq!(
-            guest_mode(dir, Some(libc::S_IFREG | 0o1777)),
-            libc::S_IFDIR | 0o1777
-        );
-        let lnk = libc::S_IFLNK | 0o777;
-        assert_eq!(guest_mode(lnk, Some(libc::S_IFREG | 0o600)), lnk);
-    }
 
     #[test]
     fn test_reserved_names_exact() {

@@ -18,15 +18,7 @@ use crate::p9::tmessage::{
     Tlink, Tmkdir, Tmknod, Treaddir, Tremove, Trename, Trenameat, Tsymlink, Tunlinkat,
 };
 use crate::p9::wire::{Name, Qid};
-
-/// Linux `makedev`: the `dev_t` encoding of a major and minor number.
-pub(super) fn makedev(major: u32, minor: u32) -> u64 {
-    let (major, minor) = (u64::from(major), u64::from(minor));
-    ((major & 0xffff_f000) << 32)
-        | ((major & 0x0000_0fff) << 8)
-        | ((minor & 0xffff_ff00) << 12)
-        | (minor & 0x0000_00ff)
-}
+use crate::wsl::meta::makedev;
 
 /// The qid type a `d_type` implies.
 fn qid_type_of_dtype(kind: u8) -> u8 {
