@@ -76,6 +76,8 @@ pub const O_NOFOLLOW: i32 = 0o400000;
 pub const O_NOATIME: i32 = 0o1000000;
 pub const O_CLOEXEC: i32 = 0o2000000;
 pub const O_SYNC: i32 = 0o4010000;
+/// `__O_TMPFILE | O_DIRECTORY`.
+pub const O_TMPFILE: i32 = 0o20200000;
 
 // File types (the `S_IFMT` bits of a mode).
 pub const S_IFMT: u32 = 0o170000;
@@ -257,6 +259,7 @@ mod tests {
             O_NOATIME,
             O_CLOEXEC,
             O_SYNC,
+            O_TMPFILE,
         );
         // glibc's x86-64 O_LARGEFILE is 0 (64-bit offsets are the default there); the kernel's,
         // which a guest's flags carry, is 0o100000.

@@ -19,9 +19,11 @@ use thiserror::Error;
 
 #[cfg(target_os = "linux")]
 pub mod mapped;
+pub mod ntfs;
 #[cfg(target_os = "linux")]
 pub mod passthrough;
 pub mod server_locks;
+pub(crate) mod table;
 
 /// An opaque id for a looked-up file-system object. [`ROOT_NODE`] is the share root.
 pub type NodeId = u64;
@@ -45,6 +47,30 @@ pub const XATTR_CREATE: u32 = 1;
 /// Linux `setxattr` flag: fail with `ENODATA` if the attribute does not exist.
 pub const XATTR_REPLACE: u32 = 2;
 
+/// Refuses what no backend takes as one name component: `""`, `"."`, `".."`, a name with `/`
+/// or NUL, and one longer than [`NAME_MAX`] (`ENAMETOOLONG`; the others `EINVAL`).
+pub(crate) fn check_component(name: &[u8]) -> Result<()> {
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err(Error::refused(
+            crate::linux::EINVAL,
+            "name is empty, . or ..",
+        ));
+    }
+    if name.len() > NAME_MAX {
+        return Err(Error::refused(crate::linux::ENAMETOOLONG, "name too long"));
+    }
+    if name.contains(&b'/') {
+        return Err(Error::refused(
+            crate::linux::EINVAL,
+            "name contains a slash",
+        ));
+    }
+    if name.contains(&0) {
+        return Err(Error::refused(crate::linux::EINVAL, "name contains NUL"));
+    }
+    Ok(())
+}
+
 /// A failed backend operation. Both protocols answer with [`Error::errno`].
 #[derive(Debug, Error)]
 pub enum Error {
@@ -56,6 +82,14 @@ pub enum Error {
         /// The host's error, whose errno goes to the guest.
         #[source]
         source: io::Error,
+    },
+    /// an NT call on the host failed
+    #[error("host {op} failed with NTSTATUS {status:#010x}")]
+    Nt {
+        /// The operation that failed (a static name, never guest data).
+        op: &'static str,
+        /// The NTSTATUS, whose errno goes to the guest.
+        status: u32,
     },
     /// the request was refused before it reached the host
     #[error("request refused: {reason}")]
@@ -85,6 +119,7 @@ impl Error {
     pub fn errno(&self) -> i32 {
         match self {
             Error::Host { source, .. } => crate::linux::errno_of(source),
+            Error::Nt { status, .. } => crate::wsl::status::errno_of(*status),
             Error::Refused { errno, .. } => *errno,
         }
     }

@@ -5,11 +5,11 @@
 //! go away when it is released. The handle also remembers which guest pid took which range, so
 //! `getlk` can name the holder (the host reports OFD holders as pid -1).
 
-use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
-use crate::backend::{Error, HandleId, LockType, Result};
+use crate::backend::table::Keyed;
+use crate::backend::LockType;
 
 /// A byte-range lock held through a handle: `start..=end`, `end == u64::MAX` meaning "to EOF".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,55 +99,14 @@ pub(crate) fn apply_lock(list: &mut Vec<LockRecord>, rec: LockRecord) {
     *list = out;
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    handles: HashMap<HandleId, Arc<Handle>>,
-    next: HandleId,
+impl Keyed for Handle {
+    fn key(&self) -> (u64, u64) {
+        self.key
+    }
 }
 
 /// All open handles.
-#[derive(Debug, Default)]
-pub(crate) struct HandleTable {
-    inner: Mutex<Inner>,
-}
-
-impl HandleTable {
-    /// Adds a handle and returns its id (ids start at 1 and are never reused).
-    pub(crate) fn insert(&self, handle: Handle) -> HandleId {
-        let mut inner = relock(&self.inner);
-        inner.next += 1;
-        let id = inner.next;
-        inner.handles.insert(id, Arc::new(handle));
-        id
-    }
-
-    /// The handle `id`, or `EBADF`.
-    pub(crate) fn get(&self, id: HandleId) -> Result<Arc<Handle>> {
-        relock(&self.inner)
-            .handles
-            .get(&id)
-            .cloned()
-            .ok_or(Error::refused(libc::EBADF, "unknown handle"))
-    }
-
-    /// Removes a handle; its descriptor closes when the last in-flight call using it ends.
-    pub(crate) fn remove(&self, id: HandleId) -> Result<Arc<Handle>> {
-        relock(&self.inner)
-            .handles
-            .remove(&id)
-            .ok_or(Error::refused(libc::EBADF, "unknown handle"))
-    }
-
-    /// The other handles open on the same inode as `key`.
-    pub(crate) fn same_inode(&self, key: (u64, u64), except: HandleId) -> Vec<Arc<Handle>> {
-        relock(&self.inner)
-            .handles
-            .iter()
-            .filter(|(id, h)| **id != except && h.key == key)
-            .map(|(_, h)| Arc::clone(h))
-            .collect()
-    }
-}
+pub(crate) type HandleTable = crate::backend::table::HandleTable<Handle>;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -122,7 +122,7 @@ impl Passthrough {
         // The host reports an OFD holder as pid -1: find which of our handles holds the range.
         let pid = if fl.l_pid == -1 {
             self.handles
-                .same_inode(h.key, id)
+                .same_file(h.key, id)
                 .iter()
                 .find_map(|other| other.holder(start, end, lock.kind))
                 .unwrap_or(0)

@@ -86,7 +86,7 @@ impl Passthrough {
             root: root.to_path_buf(),
             config,
             proc: ProcFd::open()?,
-            nodes: NodeTable::new(fd, sys::key_of(&st)),
+            nodes: NodeTable::new(Node::new(fd, libc::S_IFDIR, sys::key_of(&st))),
             handles: HandleTable::default(),
             server_locks: ServerLocks::new(),
         })
@@ -119,7 +119,7 @@ impl Passthrough {
         let st = sys::stat_fd(std::os::fd::AsFd::as_fd(&fd))?;
         let node = self
             .nodes
-            .insert(fd, st.st_mode & libc::S_IFMT, sys::key_of(&st));
+            .insert(Node::new(fd, st.st_mode & libc::S_IFMT, sys::key_of(&st)));
         Ok(Entry {
             node,
             attr: sys::attr_of(&st),
