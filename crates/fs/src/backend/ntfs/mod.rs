@@ -41,8 +41,10 @@
 //! and `flock` locks are kept in the server ([`crate::backend::server_locks`]); Windows
 //! processes on the host do not see them.
 
+pub mod dirinfo;
 pub mod fake;
 pub mod nt;
+pub mod sys;
 
 mod attr;
 mod dir;

@@ -283,6 +283,8 @@ impl<N: Nt> Ntfs<N> {
                     (false, false) => replace = true,
                 }
             }
+            // Our own handle on the target must not stand in the way of replacing it.
+            drop(dst);
         }
         self.nt
             .rename(&src, &to_dir.file, &target, replace)
