@@ -249,7 +249,6 @@ pub(crate) fn share_device<B: Backend + 'static>(
 }
 
 /// The virtio-fs device of `share`: `lcow_fs::fuse::server::Server` over `backend`.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn virtiofs_device<B: Backend + 'static>(
     share: &ShareConfig,
     backend: B,

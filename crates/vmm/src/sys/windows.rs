@@ -1,7 +1,8 @@
 //! The VMM on Windows (docs/windows.md): guests run on the Windows Hypervisor Platform
 //! (`lcow_hypervisor::whp`); a host without it is told how to turn it on before anything else
-//! is set up. vsock is served on named pipes, one per agent port. Shares need the NTFS
-//! backend, not written yet: a configuration that asks for one is refused with that reason.
+//! is set up. vsock is served on named pipes, one per agent port. Shares are served by the
+//! NTFS backend (`lcow_fs::backend::ntfs`: WSL's metadata EAs on NTFS), as `backend=mapped`;
+//! `backend=passthrough` (a Linux host's own owners and modes) is refused.
 
 use std::fs::File;
 use std::io::{self, Cursor, Read};
@@ -10,6 +11,8 @@ use std::path::Path;
 use lcow_devices::virtio::request::RequestWorker;
 use lcow_devices::virtio::vsock::{Limits, Vsock, DEFAULT_GUEST_CID};
 use lcow_devices::virtio::VirtioDevice;
+use lcow_fs::backend::ntfs::{self, sys::windows::WinNt};
+use lcow_protocol::vm::ShareBackend;
 
 use crate::config::{ShareConfig, VmConfig};
 use crate::error::VmmError;
@@ -36,14 +39,32 @@ pub(crate) fn vsock_device(
     vsock_worker(device, worker, name)
 }
 
-/// Refuses: shares on Windows need the NTFS backend, which is not written yet.
+/// The device serving `share` from an NTFS directory, and its queue thread.
 pub(crate) fn share_device(
-    _share: &ShareConfig,
+    share: &ShareConfig,
 ) -> Result<(Box<dyn VirtioDevice>, RequestWorker), VmmError> {
-    Err(VmmError::Unsupported(
-        "shares on Windows need the NTFS file-server backend, which is not written yet \
-         (docs/windows.md)",
-    ))
+    if share.backend == ShareBackend::Passthrough {
+        return Err(VmmError::Unsupported(
+            "backend=passthrough serves a Linux host's own owners and modes; on Windows a \
+             share keeps them as WSL metadata on NTFS: use backend=mapped (docs/windows.md)",
+        ));
+    }
+    let open_error = |source| VmmError::OpenShare {
+        tag: share.tag.clone(),
+        source,
+    };
+    let root = WinNt::open_dir(&share.path).map_err(|source| {
+        open_error(lcow_fs::backend::Error::Host {
+            op: "open of the share directory",
+            source,
+        })
+    })?;
+    let config = ntfs::Config {
+        read_only: share.read_only,
+        ..ntfs::Config::default()
+    };
+    let backend = ntfs::Ntfs::new(WinNt, root, config).map_err(open_error)?;
+    crate::virtio::share_device(share, backend)
 }
 
 /// A kernel or initramfs as the loaders read it: its bytes in memory (vm-memory reads files
