@@ -18,6 +18,7 @@ use vm_memory::GuestMemoryMmap;
 
 use crate::IrqTrigger;
 
+pub mod block;
 pub mod fs;
 pub mod mmio;
 pub mod p9;

@@ -56,7 +56,7 @@ impl<H> std::fmt::Debug for FuseProtocol<H> {
 impl<H: FuseHandler> Protocol for FuseProtocol<H> {
     const NAME: &'static str = "virtio-fs";
 
-    fn serve(&self, request: &[u8], send: &mut dyn FnMut(Vec<u8>)) {
+    fn serve(&self, request: &[u8], _capacity: usize, send: &mut dyn FnMut(Vec<u8>)) {
         if let Some(reply) = self.handler.handle(request) {
             send(reply);
         }

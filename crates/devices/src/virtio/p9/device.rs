@@ -42,7 +42,7 @@ impl<H> std::fmt::Debug for P9Protocol<H> {
 impl<H: P9Handler> Protocol for P9Protocol<H> {
     const NAME: &'static str = "9p";
 
-    fn serve(&self, request: &[u8], send: &mut dyn FnMut(Vec<u8>)) {
+    fn serve(&self, request: &[u8], _capacity: usize, send: &mut dyn FnMut(Vec<u8>)) {
         self.handler.handle_and_send(request, send);
     }
 

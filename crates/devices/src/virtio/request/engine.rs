@@ -215,14 +215,15 @@ impl<P: Protocol> Shared<P> {
             }
         };
         let mut replied = false;
-        self.proto.serve(&request, &mut |reply| {
-            if replied {
-                tracing::debug!(device = P::NAME, "second reply to one request dropped");
-                return;
-            }
-            replied = true;
-            self.complete(job, Some(reply));
-        });
+        self.proto
+            .serve(&request, job.chain.capacity, &mut |reply| {
+                if replied {
+                    tracing::debug!(device = P::NAME, "second reply to one request dropped");
+                    return;
+                }
+                replied = true;
+                self.complete(job, Some(reply));
+            });
         if !replied {
             self.complete(job, None);
         }

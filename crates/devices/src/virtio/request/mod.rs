@@ -1,5 +1,5 @@
-//! The machinery shared by the request–reply devices, virtio-9p ([`super::p9`]) and virtio-fs
-//! ([`super::fs`]): each descriptor chain carries one request in its device-readable part and
+//! The machinery shared by the request–reply devices, virtio-9p ([`super::p9`]), virtio-fs
+//! ([`super::fs`]) and virtio-blk ([`super::block`]): each descriptor chain carries one request in its device-readable part and
 //! gets its reply in its device-writable part.
 //!
 //! # Threads
@@ -113,9 +113,9 @@ pub(crate) trait Protocol: Send + Sync + 'static {
     /// The device's name in logs and thread names.
     const NAME: &'static str;
 
-    /// Serves one request, handing its reply to `send` (at most once; not at all when the
-    /// request gets no reply).
-    fn serve(&self, request: &[u8], send: &mut dyn FnMut(Vec<u8>));
+    /// Serves one request whose chain can take a reply of `capacity` bytes, handing its reply
+    /// to `send` (at most once; not at all when the request gets no reply).
+    fn serve(&self, request: &[u8], capacity: usize, send: &mut dyn FnMut(Vec<u8>));
 
     /// Which thread serves a request that arrived on `queue`.
     fn route(&self, queue: usize, request: &[u8]) -> Route;
