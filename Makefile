@@ -26,7 +26,7 @@ help:
 	@echo "make bench            boot time and memory of lcow-vmm against QEMU; lcow-fs FUSE against native (bench/results/)"
 
 deps:
-	@scripts/deps.sh kernel rig guest fs e2e lint
+	@scripts/deps.sh kernel rig guest fs disk e2e lint
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -61,7 +61,7 @@ rig-test: deps
 	$(CARGO) build -p lcow-fs
 	@scripts/deps.sh fs
 	$(CARGO) build -p lcow-shim
-	tests/run-suite tests/fs/pjdfstest-host tests/rig/selftest tests/rig/smoke tests/rig/vmm-boot tests/rig/agent tests/e2e/run tests/e2e/containerd-2.1
+	tests/run-suite tests/fs/pjdfstest-host tests/rig/selftest tests/rig/smoke tests/rig/vmm-boot tests/rig/disk tests/rig/agent tests/e2e/run tests/e2e/containerd-2.1
 
 # The share tests in a guest: not part of `make test` while tests/fs/README.md's open problem stands.
 .PHONY: fs-rig-test
@@ -73,7 +73,7 @@ test: unit-test test-windows rig-test
 
 # Windows hosts (docs/windows.md): the crates that ship on Windows, cross-compiled with mingw and
 # tested under Debian's wine64. The list grows as each crate gets its Windows half.
-WINDOWS_CRATES = lcow-base lcow-ctl lcow-devices lcow-fs lcow-hypervisor lcow-protocol lcow-vmm
+WINDOWS_CRATES = lcow-base lcow-ctl lcow-devices lcow-disk lcow-fs lcow-hypervisor lcow-protocol lcow-vmm
 WINDOWS_PKGS = $(addprefix -p ,$(WINDOWS_CRATES))
 
 # scripts/cargo-windows adds --target x86_64-pc-windows-gnu and the patches Windows builds need.

@@ -8,6 +8,8 @@ declare -A GROUP_PKGS=(
   [rig]="busybox-static cpio qemu-system-x86"
   [guest]="libseccomp-dev pkg-config busybox-static python3"
   [fs]="fuse3 file util-linux"
+  # the disk image tests: qemu-img makes and checks VHD/VHDX images, e2fsprogs the ext4 inside.
+  [disk]="qemu-utils e2fsprogs"
   # containerd 1.6 (Debian 12) for the end-to-end tests, runc as the reference runtime, what
   # builds the test images offline, and protoc for the CRI client's generated code (tests/cri).
   [e2e]="containerd runc umoci debootstrap busybox-static protobuf-compiler"

@@ -52,6 +52,76 @@ pub struct VmConfig {
     pub vsock: Option<PathBuf>,
     /// Host directories served to the guest, each by its own virtio-9p or virtio-fs device.
     pub shares: Vec<ShareConfig>,
+    /// Disk images served to the guest, each by its own virtio-blk device (`/dev/vda`, ...
+    /// in this order).
+    pub disks: Vec<DiskConfig>,
+}
+
+/// One disk image served to the guest (`--disk PATH[,ro]`): raw, VHD or VHDX, found by its
+/// contents (`lcow_disk::detect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskConfig {
+    /// The image file.
+    pub path: PathBuf,
+    /// The guest cannot write it.
+    pub read_only: bool,
+}
+
+/// Errors of parsing a disk.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskArgError {
+    /// An option other than `ro` or `rw`.
+    #[error("unknown option '{option}' in disk '{disk}' (expected PATH[,ro|rw])")]
+    UnknownOption {
+        /// The whole argument.
+        disk: String,
+        /// The option.
+        option: String,
+    },
+    /// The path is not a readable regular file.
+    #[error("cannot use disk image {path}")]
+    Path {
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl FromStr for DiskConfig {
+    type Err = DiskArgError;
+
+    /// Parses `PATH[,ro|rw]` and checks that PATH is a regular file. PATH cannot hold a comma.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut parts = text.split(',');
+        let path = PathBuf::from(parts.next().unwrap_or_default());
+        let mut read_only = false;
+        for option in parts {
+            match option {
+                "ro" => read_only = true,
+                "rw" => read_only = false,
+                _ => {
+                    return Err(DiskArgError::UnknownOption {
+                        disk: text.to_owned(),
+                        option: option.to_owned(),
+                    })
+                }
+            }
+        }
+        let path_error = |source| DiskArgError::Path {
+            path: path.display().to_string(),
+            source,
+        };
+        let meta = std::fs::metadata(&path).map_err(path_error)?;
+        if !meta.is_file() {
+            return Err(path_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        Ok(DiskConfig { path, read_only })
+    }
 }
 
 pub use lcow_protocol::share::{ShareProtocol, MAX_9P_TAG_LEN, MAX_VIRTIOFS_TAG_LEN};

@@ -88,6 +88,24 @@ pub enum VmmError {
         #[source]
         source: lcow_fs::backend::Error,
     },
+    /// Opening a disk image failed (or its headers do not add up).
+    #[error("cannot serve disk image {path}")]
+    OpenDisk {
+        /// The image.
+        path: String,
+        /// The cause.
+        #[source]
+        source: lcow_disk::DiskError,
+    },
+    /// Creating a disk's virtio-blk device failed.
+    #[error("failed to create the virtio-blk device of disk image {path}")]
+    CreateBlock {
+        /// The image.
+        path: String,
+        /// The cause.
+        #[source]
+        source: lcow_devices::virtio::block::BlockError,
+    },
     /// Creating a share's virtio-9p device failed.
     #[error("failed to create the virtio-9p device of share '{tag}'")]
     CreateP9 {

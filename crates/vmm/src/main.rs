@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use lcow_protocol::vm::{
     ConsoleSpec, VmExit, VmLaunch, EXIT_GUEST_PANIC, EXIT_POWER_OFF, EXIT_RESET, EXIT_VMM_ERROR,
 };
-use lcow_vmm::config::{check_shares, ShareConfig, MAX_VCPUS};
+use lcow_vmm::config::{check_shares, DiskConfig, ShareConfig, MAX_VCPUS};
 use lcow_vmm::{parse_size, Console, ExitReason, VmConfig};
 
 // The host check before anything is loaded: /dev/kvm on Linux, WHP on Windows.
@@ -63,7 +63,7 @@ struct RunArgs {
     /// "stdout" | {"file": PATH}, "vsock": PATH, "shares": [{"tag", "path", "read_only",
     /// "backend": "passthrough"|"mapped", "protocol": "virtiofs"|"9p"}], "log": PATH,
     /// "log_filter": STRING}. Unknown keys are refused.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["kernel", "initrd", "shares", "vsock"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["kernel", "initrd", "shares", "vsock", "disks"])]
     launch: Option<PathBuf>,
 
     /// Guest kernel: an uncompressed vmlinux (ELF) with a Xen PVH entry note, booted through
@@ -127,13 +127,26 @@ struct RunArgs {
     #[arg(
         long = "share",
         value_name = "TAG=PATH[,ro][,backend=passthrough|mapped][,proto=9p|virtiofs]",
-        value_parser = parse_share
+        value_parser = parse_arg::<ShareConfig>
     )]
     shares: Vec<ShareConfig>,
+
+    /// Give the guest the disk image PATH as a virtio-blk disk (repeatable: /dev/vda,
+    /// /dev/vdb, ... in the order given, after the shares' devices). Raw, VHD (fixed or
+    /// dynamic) and VHDX images are told apart by their contents; a corrupt header, a
+    /// differencing disk or a VHDX with a log to replay is refused by name. "ro": the guest
+    /// cannot write it (the default is read-write). PATH cannot contain a comma.
+    #[arg(long = "disk", value_name = "PATH[,ro]", value_parser = parse_arg::<DiskConfig>)]
+    disks: Vec<DiskConfig>,
 }
 
-fn parse_share(text: &str) -> Result<ShareConfig, String> {
-    text.parse::<ShareConfig>().map_err(|e| {
+/// A flag's value parsed by its `FromStr`, the error with its causes in one line.
+fn parse_arg<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error,
+{
+    text.parse::<T>().map_err(|e| {
         let mut message = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(cause) = source {
@@ -206,6 +219,7 @@ fn plan_from_launch(path: &Path) -> anyhow::Result<Plan> {
             console,
             vsock: l.vsock,
             shares,
+            disks: Vec::new(),
         },
         log: l.log,
         log_filter: l.log_filter,
@@ -227,6 +241,7 @@ fn plan_from_flags(args: RunArgs) -> anyhow::Result<Plan> {
             console: args.console,
             vsock: args.vsock,
             shares: args.shares,
+            disks: args.disks,
         },
         log: None,
         log_filter: None,
@@ -396,6 +411,57 @@ mod tests {
         let tags: Vec<&str> = args.shares.iter().map(|s| s.tag.as_str()).collect();
         assert_eq!(tags, ["a", "b"]);
         assert!(args.shares[1].read_only);
+    }
+
+    #[test]
+    fn test_cli_disks_repeatable_with_ro_and_bad_ones_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("layer.vhd");
+        std::fs::write(&img, b"").unwrap();
+        let ro = format!("{},ro", img.display());
+        let rw = img.display().to_string();
+        let cli = Cli::try_parse_from([
+            "lcow-vmm", "run", "--kernel", "k", "--disk", &ro, "--disk", &rw,
+        ]);
+        let Ok(Cli {
+            command: Command::Run(args),
+        }) = cli
+        else {
+            panic!("parse failed: {cli:?}");
+        };
+        assert_eq!(args.disks.len(), 2);
+        assert!(args.disks[0].read_only && !args.disks[1].read_only);
+        let bad = format!("{},fast", img.display());
+        let err =
+            Cli::try_parse_from(["lcow-vmm", "run", "--kernel", "k", "--disk", &bad]).unwrap_err();
+        assert!(err.to_string().contains("unknown option 'fast'"), "{err}");
+        let err = Cli::try_parse_from([
+            "lcow-vmm",
+            "run",
+            "--kernel",
+            "k",
+            "--disk",
+            "/nonexistent/d.vhdx",
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot use disk image /nonexistent/d.vhdx"),
+            "{err}"
+        );
+        let dir_err = Cli::try_parse_from([
+            "lcow-vmm",
+            "run",
+            "--kernel",
+            "k",
+            "--disk",
+            dir.path().to_str().unwrap(),
+        ])
+        .unwrap_err();
+        assert!(
+            dir_err.to_string().contains("not a regular file"),
+            "{dir_err}"
+        );
     }
 
     #[test]

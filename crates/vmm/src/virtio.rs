@@ -4,8 +4,8 @@
 //! transport's `QueueNotify` register), and the device threads, stopped when the VM ends.
 //!
 //! Slots are taken in this order: vsock first (`--vsock PATH`), then one per share
-//! (`--share TAG=PATH[,ro][,backend=passthrough|mapped][,proto=9p|virtiofs]`) in command-line
-//! order.
+//! (`--share TAG=PATH[,ro][,backend=passthrough|mapped][,proto=9p|virtiofs]`), then one per
+//! disk (`--disk PATH[,ro]`), each in command-line order.
 //!
 //! - **vsock**: virtio-vsock with its hybrid-vsock socket, one thread (`vsock`). The socket file
 //!   is removed when the device is dropped at the VM's end.
@@ -18,11 +18,15 @@
 //!   (`lcow_devices::virtio::request::PoolConfig::default`: 4 workers, growing to 16 while
 //!   requests block in lock waits, plus one urgent thread for Tflush and FORGET). Stopping a
 //!   share stops its queue thread; pool threads end after their current request.
+//! - **disks**: each disk image (raw, VHD or VHDX: `lcow_disk::open`) behind its own
+//!   virtio-blk device (`lcow_devices::virtio::block::Block`), `/dev/vda`, `/dev/vdb`, ... in
+//!   order, its serial `lcow-disk-N`; a queue thread (`block`) and the same worker pool.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
+use lcow_devices::virtio::block::Block;
 use lcow_devices::virtio::fs::VirtioFs;
 use lcow_devices::virtio::mmio::{reg, MmioTransport};
 use lcow_devices::virtio::p9::P9;
@@ -35,12 +39,10 @@ use lcow_fs::backend::Backend;
 use lcow_hypervisor::{Capability, Datamatch, IoEventAddress, VmEvents};
 use vm_memory::GuestMemoryMmap;
 
-use crate::config::{ShareConfig, ShareProtocol, VmConfig};
+use crate::config::{DiskConfig, ShareConfig, ShareProtocol, VmConfig};
 use crate::error::VmmError;
 
 /// The number of virtio-fs request queues (besides the high-priority one).
-// The share devices have no Windows backend yet (NTFS: docs/windows.md).
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const VIRTIOFS_REQUEST_QUEUES: u32 = 1;
 
 /// The virtio-mmio slots of a VM's devices, decided before boot so the command line can
@@ -53,6 +55,8 @@ pub struct SlotPlan {
     pub vsock: Option<Slot>,
     /// One slot per share, in the order of [`VmConfig::shares`].
     pub shares: Vec<Slot>,
+    /// One slot per disk, in the order of [`VmConfig::disks`].
+    pub disks: Vec<Slot>,
 }
 
 /// Allocates a slot for each device `config` asks for.
@@ -64,6 +68,10 @@ pub fn plan_slots(config: &VmConfig) -> Result<SlotPlan, VmmError> {
     for _ in &config.shares {
         let slot = plan.slots.allocate().map_err(VmmError::AllocateSlot)?;
         plan.shares.push(slot);
+    }
+    for _ in &config.disks {
+        let slot = plan.slots.allocate().map_err(VmmError::AllocateSlot)?;
+        plan.disks.push(slot);
     }
     Ok(plan)
 }
@@ -171,6 +179,55 @@ pub fn attach_devices<V: VmEvents>(
     for (share, &slot) in config.shares.iter().zip(&plan.shares) {
         attach_share(vm, mem, mmio, slot, share, threads)?;
     }
+    for (index, (disk, &slot)) in config.disks.iter().zip(&plan.disks).enumerate() {
+        attach_disk(vm, mem, mmio, slot, index, disk, threads)?;
+    }
+    Ok(())
+}
+
+/// The virtio-blk device serving `disk`, and its queue thread.
+pub(crate) fn disk_device(
+    index: usize,
+    disk: &DiskConfig,
+) -> Result<(Block, RequestWorker), VmmError> {
+    let path = disk.path.display().to_string();
+    let image =
+        lcow_disk::open(&disk.path, disk.read_only).map_err(|source| VmmError::OpenDisk {
+            path: path.clone(),
+            source,
+        })?;
+    Block::new(
+        Arc::from(image),
+        &format!("lcow-disk-{index}"),
+        PoolConfig::default(),
+    )
+    .map_err(|source| VmmError::CreateBlock { path, source })
+}
+
+fn attach_disk<V: VmEvents>(
+    vm: &V,
+    mem: &GuestMemoryMmap,
+    mmio: &mut Bus,
+    slot: Slot,
+    index: usize,
+    disk: &DiskConfig,
+    threads: &mut DeviceThreads,
+) -> Result<(), VmmError> {
+    const NAME: &str = "block";
+    let (device, worker) = disk_device(index, disk)?;
+    let stopper = worker.stopper().map_err(|source| VmmError::SpawnThread {
+        name: NAME.to_owned(),
+        source,
+    })?;
+    install(vm, mem, mmio, slot, NAME, Box::new(device))?;
+    threads.spawn(NAME, Box::new(stopper), move || worker.run())?;
+    tracing::info!(
+        path = %disk.path.display(),
+        read_only = disk.read_only,
+        addr = slot.addr,
+        irq = slot.irq,
+        "disk device ready"
+    );
     Ok(())
 }
 
@@ -228,7 +285,6 @@ fn attach_share<V: VmEvents>(
 }
 
 /// The device of `share` serving `backend` with the share's protocol, and its queue thread.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn share_device<B: Backend + 'static>(
     share: &ShareConfig,
     backend: B,
@@ -327,6 +383,7 @@ mod tests {
             console: Console::Off,
             vsock,
             shares,
+            disks: Vec::new(),
         }
     }
 
@@ -365,6 +422,59 @@ mod tests {
         assert_eq!(plan.slots.cmdline_tokens().len(), 3);
         let vsock = plan.vsock.unwrap();
         assert!(vsock.addr < plan.shares[0].addr && plan.shares[0].addr < plan.shares[1].addr);
+    }
+
+    #[test]
+    fn test_disks_take_slots_after_shares_and_build_their_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("disk.img");
+        std::fs::write(&raw, vec![0u8; 1 << 20]).unwrap();
+        let mut c = config(
+            None,
+            vec![share("a", ShareProtocol::P9, ShareBackend::Mapped)],
+        );
+        c.disks = vec![
+            DiskConfig {
+                path: raw.clone(),
+                read_only: true,
+            },
+            DiskConfig {
+                path: raw.clone(),
+                read_only: false,
+            },
+        ];
+        let plan = plan_slots(&c).unwrap();
+        assert_eq!(plan.disks.len(), 2);
+        assert!(
+            plan.shares[0].addr < plan.disks[0].addr && plan.disks[0].addr < plan.disks[1].addr
+        );
+        let (device, _worker) = disk_device(0, &c.disks[0]).unwrap();
+        assert_eq!(device.device_type(), 2);
+        let ro = 1u64 << lcow_devices::virtio::block::VIRTIO_BLK_F_RO;
+        assert_ne!(device.features() & ro, 0, "read-only disk");
+        let (device, _worker) = disk_device(1, &c.disks[1]).unwrap();
+        assert_eq!(device.features() & ro, 0);
+    }
+
+    #[test]
+    fn test_corrupt_disk_image_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.vhdx");
+        let mut bytes = b"vhdxfile".to_vec();
+        bytes.resize(2 << 20, 0);
+        std::fs::write(&bad, bytes).unwrap();
+        let disk = DiskConfig {
+            path: bad,
+            read_only: true,
+        };
+        let Err(err) = disk_device(0, &disk) else {
+            panic!("a VHDX without headers was accepted");
+        };
+        let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(
+            text.contains("bad.vhdx") && text.contains("no valid header"),
+            "{text}"
+        );
     }
 
     #[test]

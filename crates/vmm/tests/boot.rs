@@ -55,6 +55,7 @@ fn test_boot_guest_marker_then_clean_exit() {
             console: Console::File(console.clone()),
             vsock: None,
             shares: Vec::new(),
+            disks: Vec::new(),
         };
         let start = Instant::now();
         let (done, result) = mpsc::channel();
