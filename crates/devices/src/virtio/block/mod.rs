@@ -55,11 +55,13 @@ pub const VIRTIO_BLK_S_UNSUPP: u8 = 2;
 pub const SECTOR: u64 = 512;
 /// The request header's size.
 pub const HEADER: usize = 16;
-/// The largest segment the device advertises.
-pub const SIZE_MAX: u32 = 128 << 10;
-/// The most segments of a request the device advertises.
-pub const SEG_MAX: u32 = 32;
-/// The most data one request moves (`SIZE_MAX * SEG_MAX`, 4 MiB); beyond it, `IOERR`.
+/// The largest segment the device advertises (guest pages are 4 KiB; merged ones up to this).
+pub const SIZE_MAX: u32 = 16 << 10;
+/// The most segments of a request the device advertises: the queue's size less the header's
+/// and the status's descriptors, as QEMU offers, so the guest builds requests of about 1 MiB.
+pub const SEG_MAX: u32 = 254;
+/// The most data one request moves (`SIZE_MAX * SEG_MAX`, just under 4 MiB); beyond it,
+/// `IOERR`. A Linux guest never builds more, whatever its `max_sectors_kb`.
 pub const MAX_IO: usize = (SIZE_MAX * SEG_MAX) as usize;
 /// The length of a `GET_ID` answer.
 pub const ID_LEN: usize = 20;
