@@ -146,6 +146,29 @@ pub struct ShareSpec {
     pub protocol: ShareProtocol,
 }
 
+/// One disk image given to the guest as a virtio-blk device (raw, VHD or VHDX, found by its
+/// contents): a container layer (read-only) or a scratch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    /// The image file.
+    pub path: PathBuf,
+    /// The guest cannot write it.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// What `lcow-vmm probe --json` prints: whether this host's hypervisor can boot a guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostProbe {
+    /// The hypervisor looked at: `kvm` or `whp`.
+    pub hypervisor: String,
+    /// Whether a Linux guest can boot on it.
+    pub ready: bool,
+    /// What was found, or what to do, in one sentence.
+    pub detail: String,
+}
+
 /// Everything `lcow-vmm` needs to boot one VM: the JSON of `lcow-vmm run --launch FILE`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +194,10 @@ pub struct VmLaunch {
     /// The file shares, one device each, in this order.
     #[serde(default)]
     pub shares: Vec<ShareSpec>,
+    /// The disks, one virtio-blk device each after the shares, in this order (the guest sees
+    /// them as /dev/vda, /dev/vdb, ...).
+    #[serde(default)]
+    pub disks: Vec<DiskSpec>,
     /// Where the VMM writes its log (default: its stderr).
     #[serde(default)]
     pub log: Option<PathBuf>,

@@ -109,6 +109,13 @@ impl FromStr for DiskConfig {
                 }
             }
         }
+        Self::checked(path, read_only)
+    }
+}
+
+impl DiskConfig {
+    /// A disk of `path`, which must be a regular file.
+    pub fn checked(path: PathBuf, read_only: bool) -> Result<Self, DiskArgError> {
         let path_error = |source| DiskArgError::Path {
             path: path.display().to_string(),
             source,
@@ -121,6 +128,15 @@ impl FromStr for DiskConfig {
             )));
         }
         Ok(DiskConfig { path, read_only })
+    }
+}
+
+impl TryFrom<lcow_protocol::vm::DiskSpec> for DiskConfig {
+    type Error = DiskArgError;
+
+    /// A launch file's disk, checked as `--disk` is.
+    fn try_from(spec: lcow_protocol::vm::DiskSpec) -> Result<Self, Self::Error> {
+        Self::checked(spec.path, spec.read_only)
     }
 }
 

@@ -1,7 +1,9 @@
-//! `lcow-vmm run`'s host check on Linux: a /dev/kvm that can boot a Linux guest.
+//! `lcow-vmm run`'s host check and `lcow-vmm probe` on Linux: a /dev/kvm that can boot a
+//! Linux guest.
 
 use anyhow::bail;
 use lcow_hypervisor::kvm::{kvm_kind, KvmKind};
+use lcow_protocol::vm::HostProbe;
 
 /// The escape hatch that lets `run` try a KVM-PVM host anyway.
 const ALLOW_PVM_ENV: &str = "LCOW_ALLOW_PVM";
@@ -30,5 +32,16 @@ pub fn check() -> anyhow::Result<()> {
             tracing::warn!("{}; trying anyway", KvmKind::Unknown.explain());
             Ok(())
         }
+    }
+}
+
+/// `lcow-vmm probe`: whether /dev/kvm can boot a Linux guest (the rules of [`check`] without
+/// the escape hatch).
+pub fn probe() -> HostProbe {
+    let kind = kvm_kind();
+    HostProbe {
+        hypervisor: "kvm".to_owned(),
+        ready: kind.boots_linux(),
+        detail: kind.explain().to_owned(),
     }
 }

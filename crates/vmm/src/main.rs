@@ -53,7 +53,20 @@ const RUN_ABOUT: &str = "Boot a kernel and run the VM until the guest powers off
 enum Command {
     /// Boot a kernel and run the VM until the guest powers off or reboots.
     #[command(long_about = RUN_ABOUT)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Say whether this host's hypervisor can boot a guest (KVM on Linux, the Windows
+    /// Hypervisor Platform on Windows) and exit 0 when it can, 1 when it cannot.
+    #[command(long_about = PROBE_ABOUT)]
+    Probe(ProbeArgs),
+}
+
+const PROBE_ABOUT: &str = "Say whether this host's hypervisor can boot a Linux guest:     /dev/kvm with hardware virtualization on Linux, the Windows Hypervisor Platform on     Windows. Prints one line, `kvm: ready|not ready: DETAIL`, or with --json one object     {\"hypervisor\", \"ready\", \"detail\"} (what containerd-shim-lcow-v1 check reads).     Exit status: 0 when ready, 1 when not. Nothing is loaded and no VM is made.";
+
+#[derive(Debug, Args)]
+struct ProbeArgs {
+    /// Print a JSON object instead of a sentence.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -61,8 +74,8 @@ struct RunArgs {
     /// The whole VM as a JSON launch file instead of the flags below: {"kernel": PATH,
     /// "initramfs": PATH, "cmdline": STRING, "memory_mib": N, "vcpus": N, "console": "off" |
     /// "stdout" | {"file": PATH}, "vsock": PATH, "shares": [{"tag", "path", "read_only",
-    /// "backend": "passthrough"|"mapped", "protocol": "virtiofs"|"9p"}], "log": PATH,
-    /// "log_filter": STRING}. Unknown keys are refused.
+    /// "backend": "passthrough"|"mapped", "protocol": "virtiofs"|"9p"}], "disks": [{"path",
+    /// "read_only"}], "log": PATH, "log_filter": STRING}. Unknown keys are refused.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["kernel", "initrd", "shares", "vsock", "disks"])]
     launch: Option<PathBuf>,
 
@@ -204,6 +217,12 @@ fn plan_from_launch(path: &Path) -> anyhow::Result<Plan> {
         .collect::<Result<Vec<_>, _>>()
         .context("launch file")?;
     check_shares(&shares).context("launch file")?;
+    let disks = l
+        .disks
+        .into_iter()
+        .map(DiskConfig::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .context("launch file")?;
     let console = match l.console {
         ConsoleSpec::Off => Console::Off,
         ConsoleSpec::Stdout => Console::Stdout,
@@ -219,7 +238,7 @@ fn plan_from_launch(path: &Path) -> anyhow::Result<Plan> {
             console,
             vsock: l.vsock,
             shares,
-            disks: Vec::new(),
+            disks,
         },
         log: l.log,
         log_filter: l.log_filter,
@@ -284,19 +303,52 @@ fn init_logging(file: Option<&Path>, filter: Option<&str>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The plan, or a usage error that exits with 2 (including two shares with one tag).
-fn parse_cli() -> Plan {
+/// What the command line asks for.
+enum Task {
+    /// Boot a VM.
+    Run(Box<Plan>),
+    /// Report on the host's hypervisor.
+    Probe(ProbeArgs),
+}
+
+/// The task, or a usage error that exits with 2 (including two shares with one tag).
+fn parse_cli() -> Task {
     use clap::CommandFactory;
-    let Command::Run(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Run(args) => *args,
+        Command::Probe(args) => return Task::Probe(args),
+    };
     let plan = match &args.launch {
         Some(path) => plan_from_launch(path),
         None => plan_from_flags(args),
     };
-    plan.unwrap_or_else(|e| {
+    Task::Run(Box::new(plan.unwrap_or_else(|e| {
         Cli::command()
             .error(clap::error::ErrorKind::ValueValidation, format!("{e:#}"))
             .exit()
-    })
+    })))
+}
+
+/// `probe`: one line or one JSON object on stdout; 0 when ready.
+fn probe(args: &ProbeArgs) -> ExitCode {
+    let found = host::probe();
+    if args.json {
+        match serde_json::to_string(&found) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("lcow-vmm: error: {e}");
+                return ExitCode::from(EXIT_VMM_ERROR);
+            }
+        }
+    } else {
+        let state = if found.ready { "ready" } else { "not ready" };
+        println!("{}: {state}: {}", found.hypervisor, found.detail);
+    }
+    if found.ready {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// lcow-vmm's exit status for how the VM ended (see `run --help`).
@@ -315,7 +367,10 @@ fn exit_status(reason: ExitReason) -> (VmExit, u8) {
 }
 
 fn main() -> ExitCode {
-    let plan = parse_cli();
+    let plan = match parse_cli() {
+        Task::Run(plan) => plan,
+        Task::Probe(args) => return probe(&args),
+    };
     if let Err(e) = init_logging(plan.log.as_deref(), plan.log_filter.as_deref()) {
         eprintln!("lcow-vmm: error: {e:#}");
         return ExitCode::from(EXIT_VMM_ERROR);
@@ -575,6 +630,10 @@ mod tests {
                 backend: lcow_protocol::vm::ShareBackend::Mapped,
                 protocol: lcow_protocol::share::ShareProtocol::P9,
             }],
+            disks: vec![lcow_protocol::vm::DiskSpec {
+                path: launch.clone(),
+                read_only: true,
+            }],
             log: None,
             log_filter: Some("info".into()),
         };
@@ -587,6 +646,13 @@ mod tests {
         assert_eq!(plan.config.console, Console::File(dir.path().join("c.log")));
         assert_eq!(plan.config.shares[0].tag, "lcow");
         assert!(plan.config.shares[0].read_only);
+        assert_eq!(
+            plan.config.disks,
+            [DiskConfig {
+                path: launch.clone(),
+                read_only: true
+            }]
+        );
         assert_eq!(plan.log_filter.as_deref(), Some("info"));
     }
 
@@ -607,6 +673,10 @@ mod tests {
             (
                 r#"{"kernel":"/k","memory_mib":256,"vcpus":1,"shares":[{"tag":"t","path":"/nonexistent/d"}]}"#,
                 "/nonexistent/d",
+            ),
+            (
+                r#"{"kernel":"/k","memory_mib":256,"vcpus":1,"disks":[{"path":"/nonexistent/l.vhd","read_only":true}]}"#,
+                "cannot use disk image /nonexistent/l.vhd",
             ),
         ] {
             std::fs::write(&launch, text).unwrap();

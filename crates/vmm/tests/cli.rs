@@ -117,3 +117,38 @@ fn test_run_without_usable_whp_refused_at_once_naming_it() {
     assert!(!err.contains("panicked"), "{err}");
     eprintln!("lcow-vmm said: {err}");
 }
+
+/// `probe --json` is what the shim's `check` reads: one object whose `ready` agrees with the
+/// exit status and with what this host is (Linux: the KVM kind; Windows: WHP, which Wine lacks).
+#[test]
+fn test_probe_reports_the_hypervisor_and_exits_by_readiness() {
+    let out = lcow_vmm(&["probe", "--json"]);
+
+    let text = String::from_utf8_lossy(&out.stdout);
+    let found: lcow_protocol::vm::HostProbe = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(out.status.success(), found.ready, "{text}");
+    assert!(!found.detail.is_empty());
+    #[cfg(target_os = "linux")]
+    {
+        assert_eq!(found.hypervisor, "kvm");
+        assert_eq!(found.ready, kvm_kind().boots_linux(), "{text}");
+    }
+    #[cfg(windows)]
+    {
+        assert_eq!(found.hypervisor, "whp");
+        if !found.ready {
+            assert!(
+                found.detail.contains("Windows Hypervisor Platform"),
+                "{text}"
+            );
+        }
+    }
+    let plain = lcow_vmm(&["probe"]);
+    let line = String::from_utf8_lossy(&plain.stdout);
+    let state = if found.ready { "ready" } else { "not ready" };
+    assert_eq!(
+        line.trim(),
+        format!("{}: {state}: {}", found.hypervisor, found.detail)
+    );
+    assert_eq!(plain.status.code(), out.status.code());
+}

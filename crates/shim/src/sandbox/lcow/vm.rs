@@ -181,6 +181,7 @@ impl Vm {
                 backend: ShareBackend::Passthrough,
                 protocol: config.share_protocol,
             }],
+            disks: Vec::new(),
             log: None,
             // The vmm's milestones (devices ready, guest started, how it ended) in vmm.log.
             log_filter: Some(std::env::var("LCOW_VMM_LOG").unwrap_or_else(|_| "info".to_owned())),
