@@ -73,7 +73,7 @@ test: unit-test test-windows rig-test
 
 # Windows hosts (docs/windows.md): the crates that ship on Windows, cross-compiled with mingw and
 # tested under Debian's wine64. The list grows as each crate gets its Windows half.
-WINDOWS_CRATES = lcow-base lcow-ctl lcow-devices lcow-disk lcow-fs lcow-hypervisor lcow-protocol lcow-vmm
+WINDOWS_CRATES = lcow-base lcow-ctl lcow-devices lcow-disk lcow-fs lcow-hypervisor lcow-protocol lcow-shim lcow-vmm
 WINDOWS_PKGS = $(addprefix -p ,$(WINDOWS_CRATES))
 
 # scripts/cargo-windows adds --target x86_64-pc-windows-gnu and the patches Windows builds need.

@@ -11,9 +11,6 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
-use std::os::fd::IntoRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -28,10 +25,11 @@ use protobuf::well_known_types::any::Any;
 use protobuf::Message;
 
 use crate::config::CONFIG_ENV;
-use crate::mounts::{HostMounts, LinuxMounts};
+use crate::mounts::HostMounts;
 use crate::options;
 use crate::sandbox::lcow::LcowLauncher;
 use crate::service::{ContainerdPublisher, Service};
+use crate::sys;
 
 /// The runtime's name in containerd.
 pub const RUNTIME_ID: &str = "io.containerd.lcow.v1";
@@ -154,10 +152,6 @@ pub fn grouping(bundle: &Path, id: &str) -> String {
     }
 }
 
-fn socket_path(address: &str) -> &str {
-    address.strip_prefix("unix://").unwrap_or(address)
-}
-
 fn read_stdin() -> anyhow::Result<Vec<u8>> {
     let stdin = std::io::stdin();
     let mut input = Vec::new();
@@ -185,11 +179,10 @@ pub fn start(flags: &Flags) -> anyhow::Result<()> {
     let bundle = std::env::current_dir().context("cannot read the working directory")?;
     let group = grouping(&bundle, &flags.id);
     let address = containerd_shim::socket_address(&flags.address, &flags.namespace, &group);
-    let path = socket_path(&address);
-    if UnixStream::connect(path).is_ok() {
+    if sys::server_listening(&address) {
         tracing::info!(%address, "joining the running shim of {group}");
     } else {
-        let _ = std::fs::remove_file(path);
+        sys::remove_stale(&address);
         let exe = std::env::current_exe().context("cannot find this binary")?;
         let mut cmd = Command::new(exe);
         cmd.args(["-namespace", &flags.namespace, "-id", &flags.id])
@@ -198,8 +191,8 @@ pub fn start(flags: &Flags) -> anyhow::Result<()> {
             .current_dir(&bundle)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0);
+            .stderr(Stdio::null());
+        sys::detach(&mut cmd);
         if flags.debug {
             cmd.arg("-debug");
         }
@@ -216,7 +209,7 @@ pub fn start(flags: &Flags) -> anyhow::Result<()> {
         if let Some(mut out) = child.stdout.take() {
             let _ = out.read_to_string(&mut said);
         }
-        if UnixStream::connect(path).is_err() {
+        if !sys::server_listening(&address) {
             let _ = child.kill();
             let _ = child.wait();
             bail!("the shim server did not start: {}", said.trim());
@@ -256,7 +249,7 @@ pub fn serve(flags: &Flags) -> anyhow::Result<()> {
     let publisher = RemotePublisher::new(&ttrpc_address)
         .with_context(|| format!("cannot connect to containerd's events at {ttrpc_address}"))?;
     let exit = Arc::new(ExitSignal::default());
-    let host: Arc<dyn HostMounts> = Arc::new(LinuxMounts);
+    let host: Arc<dyn HostMounts> = Arc::new(sys::Mounts::default());
     let service = Arc::new(Service::new(
         &flags.namespace,
         Arc::new(ContainerdPublisher::new(publisher, &flags.namespace)),
@@ -264,25 +257,16 @@ pub fn serve(flags: &Flags) -> anyhow::Result<()> {
         Arc::new(LcowLauncher::new(Arc::clone(&host))),
         host,
     ));
-    let path = socket_path(&flags.socket).to_owned();
-    if let Some(dir) = Path::new(&path).parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let listener = UnixListener::bind(&path).with_context(|| format!("cannot listen on {path}"))?;
-    let mut server = ttrpc::Server::new()
-        .add_listener(listener.into_raw_fd())
-        .context("cannot start the ttrpc server")?
-        .register_service(task_methods(service));
+    let address = flags.socket.clone();
+    let server = sys::listen(ttrpc::Server::new(), &address)?;
+    let mut server = server.register_service(task_methods(service));
     server.start().context("cannot start the ttrpc server")?;
     // Release `start`, which reads our stdout until it closes.
-    // SAFETY: dup2 on the process's own standard descriptors; no memory is involved.
-    unsafe {
-        libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO);
-    }
-    tracing::info!(socket = %path, "serving task v2 and v3");
+    sys::release_start();
+    tracing::info!(socket = %address, "serving task v2 and v3");
     exit.wait();
     server.shutdown();
-    let _ = std::fs::remove_file(&path);
+    sys::remove_listener(&address);
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use lcow_hypervisor::kvm::{kvm_kind, KvmKind};
+use lcow_protocol::vm::HostProbe;
 
 use crate::config::Config;
 
@@ -25,11 +25,46 @@ fn file(what: &'static str, key: &str, path: &Path) -> Finding {
         path.display().to_string()
     } else {
         format!(
-            "{} not found (set `{key}` in the lcow configuration, or run `make install`)",
-            path.display()
+            "{} not found (set `{key}` in the lcow configuration, or {})",
+            path.display(),
+            crate::sys::INSTALL_HINT
         )
     };
     Finding { what, ok, detail }
+}
+
+/// The hypervisor finding, from `VMM probe --json` (lcow-vmm knows the host's hypervisor; the
+/// shim does not link it).
+pub fn hypervisor(vmm: &Path) -> Finding {
+    let what = "hypervisor";
+    let out = match Command::new(vmm).args(["probe", "--json"]).output() {
+        Ok(o) => o,
+        Err(e) => {
+            return Finding {
+                what,
+                ok: false,
+                detail: format!("cannot ask {} (`probe`): {e}", vmm.display()),
+            }
+        }
+    };
+    match serde_json::from_slice::<HostProbe>(&out.stdout) {
+        Ok(p) => Finding {
+            what,
+            ok: p.ready && out.status.success(),
+            detail: format!("{}: {}", p.hypervisor, p.detail),
+        },
+        Err(_) => Finding {
+            what,
+            ok: false,
+            detail: format!(
+                "{} probe --json did not answer ({}; is it lcow-vmm {}?): {}",
+                vmm.display(),
+                out.status,
+                env!("CARGO_PKG_VERSION"),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        },
+    }
 }
 
 /// Looks at the host.
@@ -58,13 +93,8 @@ pub fn findings(config_arg: Option<&Path>) -> Vec<Finding> {
             Config::default()
         }
     };
-    let kind = kvm_kind();
-    out.push(Finding {
-        what: "kvm",
-        ok: matches!(kind, KvmKind::Hardware(_)),
-        detail: kind.explain().to_owned(),
-    });
     out.push(file("vmm", "vmm", &config.vmm));
+    out.push(hypervisor(&config.vmm));
     out.push(file("kernel", "kernel", &config.kernel));
     out.push(file("initramfs", "initramfs", &config.initramfs));
     let containerd = Command::new("containerd").arg("--version").output();
@@ -77,7 +107,7 @@ pub fn findings(config_arg: Option<&Path>) -> Vec<Finding> {
         _ => Finding {
             what: "containerd",
             ok: false,
-            detail: "not found on PATH (Debian: apt-get install containerd)".to_owned(),
+            detail: crate::sys::CONTAINERD_HINT.to_owned(),
         },
     });
     let state_ok = std::fs::create_dir_all(&config.state_dir).is_ok();
@@ -129,7 +159,7 @@ mod tests {
         std::fs::write(
             &cfg,
             format!(
-                "kernel = \"{0}/none\"\nstate_dir = \"{0}\"\n",
+                "kernel = '{0}/none'\nvmm = '{0}/no-vmm'\nstate_dir = '{0}'\n",
                 dir.path().display()
             ),
         )
@@ -138,6 +168,31 @@ mod tests {
         let k = all.iter().find(|f| f.what == "kernel").unwrap();
         assert!(!k.ok);
         assert!(k.detail.contains("none") && k.detail.contains("`kernel`"));
-        assert!(all.iter().any(|f| f.what == "kvm"));
+        let h = all.iter().find(|f| f.what == "hypervisor").unwrap();
+        assert!(!h.ok && h.detail.contains("cannot ask"), "{h:?}");
+    }
+
+    /// `check` believes the VMM's probe, and a VMM that does not speak it is named.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn test_hypervisor_finding_from_the_vmms_probe() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let vmm = dir.path().join("vmm");
+        let script = |body: &str| {
+            std::fs::write(&vmm, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&vmm, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        script(
+            r#"[ "$1 $2" = "probe --json" ] || exit 2; echo '{"hypervisor":"kvm","ready":true,"detail":"hw"}'"#,
+        );
+        let h = hypervisor(&vmm);
+        assert!(h.ok && h.detail == "kvm: hw", "{h:?}");
+        script(r#"echo '{"hypervisor":"whp","ready":false,"detail":"turn it on"}'; exit 1"#);
+        let h = hypervisor(&vmm);
+        assert!(!h.ok && h.detail == "whp: turn it on", "{h:?}");
+        script("echo 'unknown subcommand' >&2; exit 2");
+        let h = hypervisor(&vmm);
+        assert!(!h.ok && h.detail.contains("unknown subcommand"), "{h:?}");
     }
 }

@@ -3,19 +3,17 @@
 //!
 //! A TOML file, found in this order: the `ConfigPath` of the runtime options containerd passes
 //! (CRI: `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.lcow.options] ConfigPath =
-//! "..."`; ctr: `--runtime-config-path`), then `$LCOW_CONFIG`, then [`DEFAULT_CONFIG_PATH`].
-//! A missing default file means "all defaults"; a named file that is missing is an error.
+//! "..."`; ctr: `--runtime-config-path`), then `$LCOW_CONFIG`, then the host's default
+//! (`/etc/lcow/lcow.toml`; Windows: `%ProgramData%\lcow\lcow.toml`). A missing default file
+//! means "all defaults"; a named file that is missing is an error. The default files are
+//! `make install`'s on Linux, the ones beside the shim's `.exe` on Windows (`crate::sys`).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// Where the configuration is read from when nothing names another file.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/lcow/lcow.toml";
 /// The environment variable that names another configuration file.
 pub const CONFIG_ENV: &str = "LCOW_CONFIG";
-/// Where `make install` puts the VMM, kernel and initramfs.
-pub const DEFAULT_PREFIX: &str = "/usr/local";
 
 /// Errors of reading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -79,17 +77,17 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let prefix = Path::new(DEFAULT_PREFIX);
+        let (vmm, kernel, initramfs) = crate::sys::default_files();
         Self {
-            vmm: prefix.join("bin/lcow-vmm"),
-            kernel: prefix.join("share/lcow/vmlinux"),
-            initramfs: prefix.join("share/lcow/initramfs.cpio"),
+            vmm,
+            kernel,
+            initramfs,
             memory_mib: 256,
             vcpus: 1,
             share_protocol: ShareProtocol::VirtioFs,
             console_log_dir: PathBuf::new(),
             kernel_params: String::new(),
-            state_dir: PathBuf::from("/run/lcow"),
+            state_dir: crate::sys::default_state_dir(),
             boot_timeout_secs: 60,
         }
     }
@@ -103,7 +101,7 @@ impl Config {
         let (path, must_exist) = match (named, env) {
             (Some(p), _) => (p.to_path_buf(), true),
             (None, Some(e)) => (PathBuf::from(e), true),
-            (None, None) => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+            (None, None) => (crate::sys::default_config_path(), false),
         };
         match std::fs::read_to_string(&path) {
             Ok(text) => Ok((Self::parse(&text, &path)?, path)),
@@ -160,7 +158,11 @@ mod tests {
         let c = Config::parse("", Path::new("x.toml")).unwrap();
         assert_eq!(c.memory_mib, 256);
         assert_eq!(c.share_protocol, ShareProtocol::VirtioFs);
+        assert_eq!(c.vmm, crate::sys::default_files().0);
+        #[cfg(target_os = "linux")]
         assert_eq!(c.vmm, Path::new("/usr/local/bin/lcow-vmm"));
+        #[cfg(windows)]
+        assert!(c.vmm.ends_with("lcow-vmm.exe"), "{}", c.vmm.display());
     }
 
     #[test]

@@ -12,19 +12,13 @@ use containerd_shim::Flags;
 use protobuf::Message;
 
 use crate::cleanup::{self, CleanupError};
-use crate::mounts::{self, HostMounts, LinuxMounts};
+use crate::mounts::{self, HostMounts};
 use crate::process::timestamp;
 use crate::record;
-use crate::sandbox::lcow::vm;
+use crate::sys;
 
 /// The exit status reported for a container whose shim died (as SIGKILL).
 const DEAD_STATUS: u32 = 128 + 9;
-
-/// Whether `pid` is an lcow-vmm process (so a recycled pid is never killed).
-fn is_vmm(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .is_ok_and(|c| c.trim_end().starts_with("lcow-vmm"))
-}
 
 /// Cleans up what the record in `bundle` names for container `id`: its directory beneath the
 /// share and, when it owned the VM, the VMM and the VM's state directory. Fails closed (see
@@ -40,8 +34,8 @@ pub fn cleanup(bundle: &Path, id: &str, host: &dyn HostMounts) -> Result<(), Cle
     let shared = r.state.join("shared");
     cleanup::remove_unmounted(&mounts::container_dir(&shared, id), host)?;
     if r.owner {
-        if is_vmm(r.vmm_pid) {
-            vm::kill_pid(r.vmm_pid);
+        if sys::is_vmm(r.vmm_pid) {
+            sys::kill_pid(r.vmm_pid);
         }
         cleanup::remove_state_dir(&r.state, host)?;
     }
@@ -52,7 +46,7 @@ pub fn cleanup(bundle: &Path, id: &str, host: &dyn HostMounts) -> Result<(), Cle
 /// The `delete` action.
 pub fn run(flags: &Flags) -> anyhow::Result<()> {
     let bundle = std::env::current_dir().context("cannot read the working directory")?;
-    cleanup(&bundle, &flags.id, &LinuxMounts)
+    cleanup(&bundle, &flags.id, &sys::Mounts::default())
         .with_context(|| format!("cannot clean up after container {}", flags.id))?;
     let resp = DeleteResponse {
         exit_status: DEAD_STATUS,

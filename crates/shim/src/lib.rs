@@ -9,7 +9,8 @@
 //!   lcow-vmm implementation (VMM process, agent conversions, stdio pumps);
 //! * [`mounts`]: host mounts beneath the share, behind [`mounts::HostMounts`]; [`cleanup`]:
 //!   removing them without ever deleting the user's data;
-//! * [`config`], [`options`]: the runtime configuration; [`check`]: the host report.
+//! * [`config`], [`options`]: the runtime configuration; [`check`]: the host report;
+//! * [`sys`]: the host's half (Linux or Windows): mounts, removal, processes, the listener.
 //!
 //! docs/architecture.md draws the processes and what each module may use.
 
@@ -26,3 +27,4 @@ pub mod record;
 pub mod sandbox;
 pub mod service;
 pub mod stdio;
+pub mod sys;

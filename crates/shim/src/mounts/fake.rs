@@ -5,9 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use nix::mount::MsFlags;
-
-use super::HostMounts;
+use super::{HostMounts, MountFlags};
 
 /// One mount(2) call as the fake saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +17,7 @@ pub struct MountCall {
     /// The filesystem type.
     pub fstype: Option<String>,
     /// The flags.
-    pub flags: MsFlags,
+    pub flags: MountFlags,
     /// The filesystem data.
     pub data: Option<String>,
 }
@@ -109,9 +107,9 @@ impl HostMounts for FakeMounts {
         source: Option<&str>,
         target: &Path,
         fstype: Option<&str>,
-        flags: MsFlags,
+        flags: MountFlags,
         data: Option<&str>,
-    ) -> nix::Result<()> {
+    ) -> io::Result<()> {
         let mut s = self.state();
         s.calls.push(MountCall {
             source: source.map(str::to_owned),
@@ -121,18 +119,18 @@ impl HostMounts for FakeMounts {
             data: data.map(str::to_owned),
         });
         if s.fail_mount.contains(target) {
-            return Err(nix::Error::EPERM);
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
-        if !flags.contains(MsFlags::MS_REMOUNT) {
+        if !flags.contains(MountFlags::REMOUNT) {
             s.table.push(target.to_owned());
         }
         Ok(())
     }
 
-    fn unmount(&self, target: &Path) -> nix::Result<()> {
+    fn unmount(&self, target: &Path) -> io::Result<()> {
         let mut s = self.state();
         if s.fail_unmount.contains(target) {
-            return Err(nix::Error::EBUSY);
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
         }
         s.unmounted.push(target.to_owned());
         if !s.keep.contains(target) {

@@ -1,11 +1,13 @@
 //! The host's mount table behind a trait (youki's `Syscall` shape), so the mount and cleanup
-//! logic runs against a fake in unit tests and against mount(2) in the shim.
+//! logic runs against a fake in unit tests and against the host's own in the shim
+//! (`crate::sys::Mounts`: mount(2) on Linux; on Windows, which has no bind mounts, a table that
+//! is always empty and refuses to mount).
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use super::MountFlags;
 
 /// Mounting, unmounting and reading the mount table.
 pub trait HostMounts: Send + Sync + fmt::Debug {
@@ -15,42 +17,16 @@ pub trait HostMounts: Send + Sync + fmt::Debug {
         source: Option<&str>,
         target: &Path,
         fstype: Option<&str>,
-        flags: MsFlags,
+        flags: MountFlags,
         data: Option<&str>,
-    ) -> nix::Result<()>;
+    ) -> io::Result<()>;
 
     /// Detaches the mount on `target` (umount2 with MNT_DETACH: gone from the table at once).
-    fn unmount(&self, target: &Path) -> nix::Result<()>;
+    fn unmount(&self, target: &Path) -> io::Result<()>;
 
     /// Every mount point of this mount namespace; an error when the table cannot be read
     /// (which callers treat as "anything may be mounted").
     fn mount_points(&self) -> io::Result<Vec<PathBuf>>;
-}
-
-/// The real thing: mount(2), umount2(2) and `/proc/self/mountinfo`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LinuxMounts;
-
-impl HostMounts for LinuxMounts {
-    fn mount(
-        &self,
-        source: Option<&str>,
-        target: &Path,
-        fstype: Option<&str>,
-        flags: MsFlags,
-        data: Option<&str>,
-    ) -> nix::Result<()> {
-        mount(source, target, fstype, flags, data)
-    }
-
-    fn unmount(&self, target: &Path) -> nix::Result<()> {
-        umount2(target, MntFlags::MNT_DETACH)
-    }
-
-    fn mount_points(&self) -> io::Result<Vec<PathBuf>> {
-        let info = std::fs::read_to_string("/proc/self/mountinfo")?;
-        parse_mountinfo(&info)
-    }
 }
 
 /// The mount points (field 5) of a mountinfo text; an error for a line without one.
@@ -111,11 +87,5 @@ mod tests {
             [PathBuf::from("/run"), PathBuf::from("/run/lcow/x y")]
         );
         assert!(parse_mountinfo("garbage\n").is_err());
-    }
-
-    #[test]
-    fn test_linux_mount_table_has_root() {
-        let points = LinuxMounts.mount_points().unwrap();
-        assert!(points.iter().any(|p| p == Path::new("/")), "{points:?}");
     }
 }

@@ -12,15 +12,16 @@ use std::path::{Path, PathBuf};
 
 use containerd_shim_protos::api::Mount;
 use lcow_protocol::share::guest_share_path;
-use nix::mount::MsFlags;
 use serde_json::Value;
 
+mod flags;
 mod host;
 
 #[cfg(test)]
 pub mod fake;
 
-pub use host::{parse_mountinfo, HostMounts, LinuxMounts};
+pub use flags::MountFlags;
+pub use host::{parse_mountinfo, HostMounts};
 
 /// Errors of making a container's host mounts.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +66,7 @@ pub enum MountError {
         source_path: String,
         /// The cause.
         #[source]
-        source: nix::Error,
+        source: std::io::Error,
     },
     /// The spec's mounts are malformed.
     #[error("the OCI spec's mounts are invalid: {0}")]
@@ -117,40 +118,40 @@ pub fn mount_rootfs(
 }
 
 /// The mount(2) flag an option sets (`true`) or clears (`false`), or `None` for fs data.
-fn option_flag(option: &str) -> Option<(bool, MsFlags)> {
+fn option_flag(option: &str) -> Option<(bool, MountFlags)> {
     Some(match option {
-        "defaults" => (true, MsFlags::empty()),
-        "ro" => (true, MsFlags::MS_RDONLY),
-        "rw" => (false, MsFlags::MS_RDONLY),
-        "bind" => (true, MsFlags::MS_BIND),
-        "rbind" => (true, MsFlags::MS_BIND | MsFlags::MS_REC),
-        "nosuid" => (true, MsFlags::MS_NOSUID),
-        "suid" => (false, MsFlags::MS_NOSUID),
-        "nodev" => (true, MsFlags::MS_NODEV),
-        "dev" => (false, MsFlags::MS_NODEV),
-        "noexec" => (true, MsFlags::MS_NOEXEC),
-        "exec" => (false, MsFlags::MS_NOEXEC),
-        "sync" => (true, MsFlags::MS_SYNCHRONOUS),
-        "async" => (false, MsFlags::MS_SYNCHRONOUS),
-        "dirsync" => (true, MsFlags::MS_DIRSYNC),
-        "noatime" => (true, MsFlags::MS_NOATIME),
-        "atime" => (false, MsFlags::MS_NOATIME),
-        "nodiratime" => (true, MsFlags::MS_NODIRATIME),
-        "diratime" => (false, MsFlags::MS_NODIRATIME),
-        "relatime" => (true, MsFlags::MS_RELATIME),
-        "norelatime" => (false, MsFlags::MS_RELATIME),
-        "strictatime" => (true, MsFlags::MS_STRICTATIME),
+        "defaults" => (true, MountFlags::empty()),
+        "ro" => (true, MountFlags::RDONLY),
+        "rw" => (false, MountFlags::RDONLY),
+        "bind" => (true, MountFlags::BIND),
+        "rbind" => (true, MountFlags::BIND | MountFlags::REC),
+        "nosuid" => (true, MountFlags::NOSUID),
+        "suid" => (false, MountFlags::NOSUID),
+        "nodev" => (true, MountFlags::NODEV),
+        "dev" => (false, MountFlags::NODEV),
+        "noexec" => (true, MountFlags::NOEXEC),
+        "exec" => (false, MountFlags::NOEXEC),
+        "sync" => (true, MountFlags::SYNCHRONOUS),
+        "async" => (false, MountFlags::SYNCHRONOUS),
+        "dirsync" => (true, MountFlags::DIRSYNC),
+        "noatime" => (true, MountFlags::NOATIME),
+        "atime" => (false, MountFlags::NOATIME),
+        "nodiratime" => (true, MountFlags::NODIRATIME),
+        "diratime" => (false, MountFlags::NODIRATIME),
+        "relatime" => (true, MountFlags::RELATIME),
+        "norelatime" => (false, MountFlags::RELATIME),
+        "strictatime" => (true, MountFlags::STRICTATIME),
         // Propagation of the host mount does not concern the guest.
         "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
-            (true, MsFlags::empty())
+            (true, MountFlags::empty())
         }
         _ => return None,
     })
 }
 
 /// The flags and the fs data (comma-joined) of containerd's mount options.
-fn split_options(options: &[String]) -> (MsFlags, String) {
-    let mut flags = MsFlags::empty();
+fn split_options(options: &[String]) -> (MountFlags, String) {
+    let mut flags = MountFlags::empty();
     let mut data = Vec::new();
     for o in options {
         match option_flag(o) {
@@ -175,13 +176,13 @@ fn mount_one(host: &dyn HostMounts, m: &Mount, target: &Path) -> Result<(), Stri
         ));
     }
     let source = Some(m.source.as_str()).filter(|s| !s.is_empty());
-    if flags.contains(MsFlags::MS_BIND) {
+    if flags.contains(MountFlags::BIND) {
         return bind(
             host,
             source,
             target,
-            flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
-            flags.contains(MsFlags::MS_RDONLY),
+            flags & (MountFlags::BIND | MountFlags::REC),
+            flags.contains(MountFlags::RDONLY),
         )
         .map_err(|e| e.to_string());
     }
@@ -197,16 +198,16 @@ fn bind(
     host: &dyn HostMounts,
     source: Option<&str>,
     target: &Path,
-    flags: MsFlags,
+    flags: MountFlags,
     read_only: bool,
-) -> nix::Result<()> {
+) -> std::io::Result<()> {
     host.mount(source, target, None, flags, None)?;
     if read_only {
         host.mount(
             None,
             target,
             None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            MountFlags::BIND | MountFlags::REMOUNT | MountFlags::RDONLY,
             None,
         )?;
     }
@@ -290,7 +291,7 @@ pub fn share_binds(
             host,
             Some(source.as_str()),
             &target,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
+            MountFlags::BIND | MountFlags::REC,
             read_only,
         )
         .map_err(bind_err)?;
@@ -310,7 +311,7 @@ fn read_only(options: &Value) -> bool {
                 .collect()
         })
         .unwrap_or_default();
-    split_options(&options).0.contains(MsFlags::MS_RDONLY)
+    split_options(&options).0.contains(MountFlags::RDONLY)
 }
 
 #[cfg(test)]
@@ -377,10 +378,10 @@ mod tests {
         .map(|s| (*s).to_owned())
         .collect();
         let (flags, data) = split_options(&o);
-        assert_eq!(flags, MsFlags::MS_NOSUID);
+        assert_eq!(flags, MountFlags::NOSUID);
         assert_eq!(data, "lowerdir=/a:/b,upperdir=/u,index=off");
         let (flags, data) = split_options(&["rbind".to_owned(), "ro".to_owned()]);
-        assert!(flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY));
+        assert!(flags.contains(MountFlags::BIND | MountFlags::REC | MountFlags::RDONLY));
         assert!(data.is_empty());
     }
 

@@ -359,7 +359,7 @@ mod tests {
         std::fs::write(
             &cfg,
             format!(
-                "vmm = \"{}/none\"\nstate_dir = \"{}\"\n",
+                "vmm = '{}/none'\nstate_dir = '{}'\n",
                 dir.path().display(),
                 state.display()
             ),

@@ -5,12 +5,14 @@
 //! has reached EOF, so containerd's copy sees all of it; the process's exit is reported after
 //! its output drained. The wait gives up only when no byte has moved for [`DRAIN_IDLE`] (a
 //! daemonised child can hold the stream open for ever), never while output still flows.
+//!
+//! The stdin stream has one handle, kept in a [`StdinSlot`]: closing it (CloseIO) drops that
+//! handle, which the guest sees as EOF. This works on a named pipe (Windows), which has no
+//! half-close, as on a unix socket; a write under way finishes first.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use lcow_protocol::agent::Stdio;
 use lcow_protocol::client::{Agent, ClientError};
+use lcow_protocol::hybrid::HostStream;
 use lcow_protocol::stdio::StreamKind;
 
 use crate::stdio::HostIo;
@@ -39,7 +42,7 @@ pub fn declared(io: &HostIo) -> Stdio {
 /// The running pumps of one process.
 #[derive(Debug)]
 pub struct Pumps {
-    stdin: Arc<Mutex<Option<UnixStream>>>,
+    stdin: Arc<StdinSlot>,
     drained: Mutex<Option<(mpsc::Receiver<()>, usize)>>,
     /// Bytes the output pumps have moved so far.
     moved: Arc<AtomicU64>,
@@ -55,7 +58,7 @@ impl Pumps {
         io: &HostIo,
     ) -> Result<Opened, ClientError> {
         let d = declared(io);
-        let open = |kind, wanted: bool| -> Result<Option<UnixStream>, ClientError> {
+        let open = |kind, wanted: bool| -> Result<Option<HostStream>, ClientError> {
             wanted
                 .then(|| agent.open_stream(id, exec, kind))
                 .transpose()
@@ -68,11 +71,9 @@ impl Pumps {
         })
     }
 
-    /// Shuts the guest side of stdin (CloseIO), so the process reads EOF.
+    /// Closes stdin (CloseIO), so the process reads EOF.
     pub fn close_stdin(&self) {
-        if let Some(s) = lock(&self.stdin).take() {
-            let _ = s.shutdown(Shutdown::Write);
-        }
+        self.stdin.close();
     }
 
     /// Waits until every output stream reached EOF, or until no byte moved for `idle`.
@@ -107,28 +108,72 @@ impl Pumps {
 /// Streams opened on the agent, not yet pumping.
 #[derive(Debug)]
 pub struct Opened {
-    stdin: Option<UnixStream>,
-    stdout: Option<UnixStream>,
-    stderr: Option<UnixStream>,
+    stdin: Option<HostStream>,
+    stdout: Option<HostStream>,
+    stderr: Option<HostStream>,
     io: HostIo,
+}
+
+/// The one handle of a stdin stream, shared by its pump and CloseIO.
+#[derive(Debug, Default)]
+pub struct StdinSlot {
+    stream: Mutex<Option<HostStream>>,
+    closing: AtomicBool,
+}
+
+impl StdinSlot {
+    fn new(stream: Option<HostStream>) -> Self {
+        Self {
+            stream: Mutex::new(stream),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// Drops the stream now, or, when the pump is in the middle of a write (the guest not
+    /// reading), as soon as that write ends: CloseIO never waits on the guest.
+    fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        if let Ok(mut s) = self.stream.try_lock() {
+            s.take();
+        }
+    }
+
+    /// Copies `from` into the stream until EOF, an error, or [`StdinSlot::close`].
+    fn pump(&self, mut from: impl Read) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let mut slot = lock(&self.stream);
+            let Some(stream) = slot.as_mut() else { break };
+            if stream.write_all(&buf[..n]).is_err() || self.closing.load(Ordering::Acquire) {
+                break;
+            }
+        }
+        lock(&self.stream).take();
+    }
 }
 
 impl Opened {
     /// Starts one thread per stream.
     pub fn start(self) -> Pumps {
-        let stdin_slot = Arc::new(Mutex::new(None));
-        if let Some(s) = self.stdin {
+        let has_stdin = self.stdin.is_some();
+        let stdin_slot = Arc::new(StdinSlot::new(self.stdin));
+        if has_stdin {
             let path = self.io.stdin.clone();
-            *lock(&stdin_slot) = s.try_clone().ok();
             let slot = Arc::clone(&stdin_slot);
             thread::spawn(move || {
-                // Blocks until containerd's side has the FIFO open for writing.
+                // Blocks until containerd's side has the FIFO (Windows: pipe) open for writing.
                 match File::open(&path) {
-                    Ok(fifo) => copy(fifo, &s, &AtomicU64::new(0)),
-                    Err(e) => tracing::warn!(fifo = %path, error = %e, "cannot open stdin"),
-                }
-                if let Some(s) = lock(&slot).take() {
-                    let _ = s.shutdown(Shutdown::Write);
+                    Ok(fifo) => slot.pump(fifo),
+                    Err(e) => {
+                        tracing::warn!(fifo = %path, error = %e, "cannot open stdin");
+                        slot.close();
+                    }
                 }
             });
         }
@@ -186,8 +231,6 @@ fn copy(mut from: impl Read, mut to: impl Write, moved: &AtomicU64) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
     #[test]
@@ -222,6 +265,28 @@ mod tests {
         assert!(src.is_empty());
         assert_eq!(moved.load(Ordering::Relaxed), 300_000);
     }
+
+    /// CloseIO drops the stream at once when no write is under way, and the pump stops.
+    #[test]
+    fn test_stdin_close_drops_the_stream_and_stops_the_pump() {
+        let slot = StdinSlot::default();
+        slot.close();
+        assert!(lock(&slot.stream).is_none());
+        // With the stream gone, the pump reads once and stops instead of draining for ever.
+        let data = vec![1u8; 1000];
+        slot.pump(&data[..]);
+        assert!(lock(&slot.stream).is_none());
+    }
+}
+
+/// The pumps against FIFOs and unix socket pairs (Linux).
+#[cfg(all(test, target_os = "linux"))]
+#[allow(clippy::unwrap_used)]
+mod linux_tests {
+    use std::os::unix::net::UnixStream;
+    use std::path::Path;
+
+    use super::*;
 
     #[test]
     fn test_output_reaches_fifo_and_drains() {
@@ -314,5 +379,37 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         drop(guest);
         assert!(reader.join().unwrap().is_empty());
+    }
+
+    /// CloseIO while containerd still holds stdin open: the guest reads what came, then EOF.
+    #[test]
+    fn test_close_stdin_gives_the_guest_eof() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("in");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (mut guest, host) = UnixStream::pair().unwrap();
+        let pumps = Opened {
+            stdin: Some(host),
+            stdout: None,
+            stderr: None,
+            io: HostIo {
+                stdin: fifo.display().to_string(),
+                ..Default::default()
+            },
+        }
+        .start();
+        let mut writer = OpenOptions::new().write(true).open(&fifo).unwrap();
+        writer.write_all(b"typed").unwrap();
+        let mut got = [0u8; 5];
+        guest.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"typed");
+
+        pumps.close_stdin();
+
+        guest
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(guest.read(&mut got).unwrap(), 0, "no EOF after CloseIO");
+        drop(writer);
     }
 }

@@ -12,17 +12,14 @@
 //! `signal-N`, or `boot-timeout` when the agent never answered) and when (`boot` before the
 //! agent answered, `run` after). Tests read that line instead of the shim's log.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
-
-use std::os::unix::process::ExitStatusExt;
 
 use lcow_protocol::client::{ctx, Agent, ClientError};
 use lcow_protocol::hybrid::HybridError;
@@ -32,6 +29,7 @@ use crate::cleanup::{self, CleanupError, STATE_MARKER};
 use crate::config::Config;
 use crate::mounts::HostMounts;
 use crate::sandbox::VmEnd;
+use crate::sys::{self, kill_pid};
 
 /// The tag of the VM's one file share.
 pub const SHARE_TAG: &str = "lcow";
@@ -53,7 +51,7 @@ pub enum VmError {
         source: std::io::Error,
     },
     /// A file the VM needs is missing.
-    #[error("the {what} {} is missing (set `{key}` in the lcow configuration, or run `make install`)", path.display())]
+    #[error("the {what} {} is missing (set `{key}` in the lcow configuration, or {})", path.display(), crate::sys::INSTALL_HINT)]
     Missing {
         /// What it is.
         what: &'static str,
@@ -67,6 +65,15 @@ pub enum VmError {
     Spawn {
         /// The binary.
         vmm: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The VMM cannot be tied to the shim's life (Windows: its Job object).
+    #[error("cannot put lcow-vmm (pid {pid}) in the shim's job, so it was stopped")]
+    Contain {
+        /// The VMM's pid.
+        pid: u32,
         /// The cause.
         #[source]
         source: std::io::Error,
@@ -195,14 +202,10 @@ impl Vm {
         require("guest initramfs", "initramfs", &config.initramfs)?;
         let shared = state.join("shared");
         for dir in [state, &shared] {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o711)
-                .create(dir)
-                .map_err(|source| VmError::StateDir {
-                    path: dir.to_owned(),
-                    source,
-                })?;
+            sys::create_private_dir(dir).map_err(|source| VmError::StateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
         }
         let marker = state.join(STATE_MARKER);
         fs::write(&marker, format!("{id}\n")).map_err(|source| VmError::StateDir {
@@ -220,16 +223,10 @@ impl Vm {
             })?;
         let socket = state.join("v.sock");
         let log_path = state.join("vmm.log");
-        let log = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&log_path)
-            .map_err(|source| VmError::StateDir {
-                path: log_path.clone(),
-                source,
-            })?;
+        let log = sys::create_private_file(&log_path).map_err(|source| VmError::StateDir {
+            path: log_path.clone(),
+            source,
+        })?;
         let console_log = match &launch.console {
             ConsoleSpec::File(path) => {
                 let _ = fs::create_dir_all(&config.console_log_dir);
@@ -251,11 +248,17 @@ impl Vm {
             .stdout(Stdio::null())
             .stderr(log);
         let start = Instant::now();
-        let child = cmd.spawn().map_err(|source| VmError::Spawn {
+        let mut child = cmd.spawn().map_err(|source| VmError::Spawn {
             vmm: config.vmm.clone(),
             source,
         })?;
         let pid = child.id();
+        if let Err(source) = sys::contain(&child) {
+            // A VMM outside the shim's job would outlive a crashed shim: do not run it.
+            kill_pid(pid);
+            let _ = child.wait();
+            return Err(VmError::Contain { pid, source });
+        }
         let _ = fs::write(state.join("vmm.pid"), format!("{pid}\n"));
         let exit = Arc::new((Mutex::new(ExitState::default()), Condvar::new()));
         let ready = Arc::new(AtomicBool::new(false));
@@ -369,7 +372,10 @@ fn watch(
 ) {
     thread::spawn(move || {
         let ended = match child.wait() {
-            Ok(status) => VmEnd::Exited(VmExit::from_status(status.code(), status.signal())),
+            Ok(status) => VmEnd::Exited(VmExit::from_status(
+                status.code(),
+                sys::exit_signal(&status),
+            )),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot wait for the vmm");
                 VmEnd::Unknown
@@ -392,16 +398,6 @@ fn watch(
     });
 }
 
-/// SIGKILL to `pid`, ignoring a process that is already gone.
-pub fn kill_pid(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -422,8 +418,9 @@ mod tests {
         assert!(e.to_string().contains("`kernel`"), "{e}");
     }
 
-    /// A configuration whose VMM is the shell script `script` and whose kernel and initramfs
-    /// are empty files in `dir`.
+    /// A configuration whose VMM is the shell script `script` (Linux) and whose kernel and
+    /// initramfs are empty files in `dir`.
+    #[cfg(target_os = "linux")]
     fn scripted_vmm(dir: &Path, script: &str) -> Config {
         let vmm = dir.join("vmm");
         fs::write(&vmm, script).unwrap();
@@ -438,6 +435,7 @@ mod tests {
         }
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn test_boot_reports_vmm_exit_with_log() {
         let dir = tempfile::tempdir().unwrap();
@@ -460,6 +458,7 @@ mod tests {
         );
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn test_boot_reset_status_is_typed_and_recorded() {
         let dir = tempfile::tempdir().unwrap();

@@ -287,8 +287,10 @@ pub fn code(e: ShimError) -> ttrpc::Code {
 
 /// `path` relative to `base`, as a string (for readable assertions).
 pub fn rel(path: &Path, base: &Path) -> String {
+    // With `/` on every host, so expectations read the same on Windows.
     path.strip_prefix(base)
         .unwrap_or(path)
         .display()
         .to_string()
+        .replace('\\', "/")
 }
