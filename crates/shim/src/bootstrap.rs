@@ -10,7 +10,7 @@
 //! * `delete`: see [`crate::delete`].
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -38,6 +38,12 @@ pub const TASK_SERVICES: [&str; 2] = ["containerd.task.v2.Task", "containerd.tas
 const TTRPC_ADDRESS: &str = "TTRPC_ADDRESS";
 /// The most `start` reads from stdin (containerd's own bound).
 const MAX_INPUT: u64 = 10 << 20;
+/// The server's line to `start` once it listens.
+const READY: &str = "lcow-shim-ready";
+/// How long `start` gives a server that said READY to answer.
+const LISTEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// The most `start` reads of the server's line.
+const MAX_SAID: u64 = 64 << 10;
 
 /// How `start` was called, which decides the reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,12 +210,13 @@ pub fn start(flags: &Flags) -> anyhow::Result<()> {
             cmd.env(CONFIG_ENV, path);
         }
         let mut child = cmd.spawn().context("cannot spawn the shim server")?;
-        // The server closes its stdout once it listens (or writes why it could not).
+        // The server writes one line: READY once it listens, or why it could not. (Not the
+        // pipe's end: under Wine a process's stdout stays open after it closes the handle.)
         let mut said = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            let _ = out.read_to_string(&mut said);
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufReader::new(out.take(MAX_SAID)).read_line(&mut said);
         }
-        if !sys::server_listening(&address) {
+        if said.trim_end() != READY || !answers_soon(&address) {
             let _ = child.kill();
             let _ = child.wait();
             bail!("the shim server did not start: {}", said.trim());
@@ -224,6 +231,21 @@ pub fn start(flags: &Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the server at `address` answers within [`LISTEN_WAIT`] (a ttrpc server on a named
+/// pipe makes its first pipe instance in its own thread, just after it says READY).
+fn answers_soon(address: &str) -> bool {
+    let deadline = std::time::Instant::now() + LISTEN_WAIT;
+    loop {
+        if sys::server_listening(address) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// `-info`: what the runtime is, for containerd 2.x.
 pub fn info() -> anyhow::Result<()> {
     let info = RuntimeInfo {
@@ -236,8 +258,18 @@ pub fn info() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The server: runs until Shutdown.
+/// The server: runs until Shutdown. Until it listens, an error is also written to stdout,
+/// where `start` reads it (the server's stderr goes nowhere).
 pub fn serve(flags: &Flags) -> anyhow::Result<()> {
+    let mut released = false;
+    let result = serve_until_shutdown(flags, &mut released);
+    if let (Err(e), false) = (&result, released) {
+        println!("{e:#}");
+    }
+    result
+}
+
+fn serve_until_shutdown(flags: &Flags, released: &mut bool) -> anyhow::Result<()> {
     if flags.socket.is_empty() {
         bail!("no -socket given: the server is started by `start`, not by hand");
     }
@@ -261,8 +293,10 @@ pub fn serve(flags: &Flags) -> anyhow::Result<()> {
     let server = sys::listen(ttrpc::Server::new(), &address)?;
     let mut server = server.register_service(task_methods(service));
     server.start().context("cannot start the ttrpc server")?;
-    // Release `start`, which reads our stdout until it closes.
+    // Release `start`, which reads our stdout's first line.
+    println!("{READY}");
     sys::release_start();
+    *released = true;
     tracing::info!(socket = %address, "serving task v2 and v3");
     exit.wait();
     server.shutdown();
