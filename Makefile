@@ -17,7 +17,8 @@ help:
 	@echo "make fs-rig-test      9p and virtio-fs shares in a guest: pjdfstest, locks, mmap, SQLite (not in make test: the rig resets guests under share load)"
 	@echo "make lint             rustfmt check, clippy -D warnings, shellcheck of tests/, bench/ and scripts/, make check-windows"
 	@echo "make check-windows    cargo check and clippy -D warnings of the Windows crates for x86_64-pc-windows-gnu (docs/windows.md)"
-	@echo "make test-windows     the Windows crates' tests cross-compiled and run under wine64 (scripts/wine-run)"
+	@echo "make test-windows     the Windows crates' tests cross-compiled and run under wine64 (scripts/wine-run), and the package's check"
+	@echo "make package-windows  dist/lcow-<version>-windows-x86_64.zip: the Windows programs, guest kernel and initramfs, lcow.toml, install page"
 	@echo "make rig-reliability  boot the rig smoke RUNS times (default 20) and count the passes"
 	@echo "make rig-stdio-ref    QEMU guests stream STDIO_MIB MiB (16) out STDIO_RUNS times (5) in the rig: the reference for stdio deaths"
 	@echo "make install          install containerd-shim-lcow-v1, lcow-vmm, lcow-ctl, the guest kernel and initramfs under PREFIX (/usr/local)"
@@ -86,6 +87,13 @@ test-windows:
 	@scripts/windows-toolchain.sh
 	CARGO=$(CARGO) CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$(CURDIR)/scripts/wine-run \
 	  scripts/cargo-windows test $(WINDOWS_PKGS)
+	tests/run-suite tests/windows/package
+
+# dist/lcow-<version>-windows-x86_64.zip: the Windows programs, guest kernel, initramfs, a
+# sample lcow.toml and docs/windows-install.md (docs/windows.md).
+.PHONY: package-windows
+package-windows: deps
+	@scripts/package-windows.sh
 
 lint:
 	@scripts/deps.sh lint

@@ -165,6 +165,19 @@ mod tests {
         assert!(c.vmm.ends_with("lcow-vmm.exe"), "{}", c.vmm.display());
     }
 
+    /// The sample shipped in the Windows package parses and says what the defaults are.
+    #[test]
+    fn test_windows_sample_config_parses_to_the_defaults() {
+        let text = include_str!("../../../packaging/windows/lcow.toml");
+        let c = Config::parse(text, Path::new("lcow.toml")).unwrap();
+        let d = Config::default();
+        assert_eq!(
+            (c.memory_mib, c.vcpus, c.boot_timeout_secs),
+            (d.memory_mib, d.vcpus, d.boot_timeout_secs)
+        );
+        assert_eq!(c.vmm, d.vmm);
+    }
+
     #[test]
     fn test_parse_values_and_protocol() {
         let c = Config::parse(
