@@ -3,7 +3,8 @@
 //!
 //! The state directory `<state_dir>/<hash>` holds the shim's marker
 //! ([`crate::cleanup::STATE_MARKER`]), the VMM's launch file (`launch.json`, a
-//! [`VmLaunch`]), the hybrid-vsock socket `v.sock`, the VMM's pid (`vmm.pid`) and log
+//! [`VmLaunch`]), the hybrid-vsock socket `v.sock` (on Windows the pipes
+//! `\\.\pipe\lcow-<hash>-<port>` instead: `crate::sys::vsock_endpoint`), the VMM's pid (`vmm.pid`) and log
 //! (`vmm.log`), and `shared/`, the one directory the VM's file share serves: each container's
 //! rootfs and bind mounts are mounted beneath `shared/<container>/` on the host, so containers
 //! added later need no new device. The VM's end comes from lcow-vmm's exit status
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use lcow_protocol::client::{ctx, Agent, ClientError};
 use lcow_protocol::hybrid::HybridError;
-use lcow_protocol::vm::{ConsoleSpec, ShareBackend, ShareSpec, VmExit, VmLaunch};
+use lcow_protocol::vm::{ConsoleSpec, ShareSpec, VmExit, VmLaunch};
 
 use crate::cleanup::{self, CleanupError, STATE_MARKER};
 use crate::config::Config;
@@ -180,12 +181,12 @@ impl Vm {
             memory_mib: config.memory_mib,
             vcpus: config.vcpus,
             console,
-            vsock: Some(state.join("v.sock")),
+            vsock: Some(sys::vsock_endpoint(state)),
             shares: vec![ShareSpec {
                 tag: SHARE_TAG.to_owned(),
                 path: state.join("shared"),
                 read_only: false,
-                backend: ShareBackend::Passthrough,
+                backend: sys::SHARE_BACKEND,
                 protocol: config.share_protocol,
             }],
             disks: Vec::new(),
@@ -221,7 +222,7 @@ impl Vm {
                 path: launch_path.clone(),
                 source,
             })?;
-        let socket = state.join("v.sock");
+        let socket = sys::vsock_endpoint(state);
         let log_path = state.join("vmm.log");
         let log = sys::create_private_file(&log_path).map_err(|source| VmError::StateDir {
             path: log_path.clone(),
@@ -500,6 +501,11 @@ mod tests {
         };
         let l = Vm::launch(&config, Path::new("/run/lcow/ab"), "c1");
         assert_eq!((l.memory_mib, l.vcpus), (512, 2));
+        assert_eq!(
+            l.vsock.as_deref(),
+            Some(sys::vsock_endpoint(Path::new("/run/lcow/ab")).as_path())
+        );
+        #[cfg(target_os = "linux")]
         assert_eq!(l.vsock.as_deref(), Some(Path::new("/run/lcow/ab/v.sock")));
         assert_eq!(l.console, ConsoleSpec::File("/var/log/lcow/c1.log".into()));
         assert_eq!(l.shares.len(), 1);

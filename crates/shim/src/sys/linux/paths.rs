@@ -30,3 +30,13 @@ pub const CONTAINERD_HINT: &str = "not found on PATH (Debian: apt-get install co
 
 /// How to put the runtime's files in place, for errors that find one missing.
 pub const INSTALL_HINT: &str = "run `make install`";
+
+/// The VMM's hybrid-vsock endpoint for the VM whose state directory is `state`: a unix socket
+/// in it.
+pub fn vsock_endpoint(state: &std::path::Path) -> PathBuf {
+    state.join("v.sock")
+}
+
+/// How the VM's share keeps files: the host's own owners and modes (the shim runs as root).
+pub const SHARE_BACKEND: lcow_protocol::vm::ShareBackend =
+    lcow_protocol::vm::ShareBackend::Passthrough;

@@ -46,3 +46,28 @@ pub const CONTAINERD_HINT: &str =
 /// How to put the runtime's files in place, for errors that find one missing.
 pub const INSTALL_HINT: &str =
     "unzip the lcow package and run its containerd-shim-lcow-v1.exe from there";
+
+/// The VMM's hybrid-vsock endpoint for the VM whose state directory is `state`: the named
+/// pipe prefix `\\.\pipe\lcow-<state directory's name>` (the VMM serves guest port P as
+/// `<prefix>-P`); the state directory's name is already unique per namespace and id.
+pub fn vsock_endpoint(state: &std::path::Path) -> PathBuf {
+    let name = state
+        .file_name()
+        .map_or_else(|| "vm".into(), |n| n.to_string_lossy().into_owned());
+    PathBuf::from(format!(r"\\.\pipe\lcow-{name}"))
+}
+
+/// How the VM's share keeps files: NTFS the WSL way (owners and modes in EAs), the only
+/// backend `lcow-vmm.exe` serves.
+pub const SHARE_BACKEND: lcow_protocol::vm::ShareBackend = lcow_protocol::vm::ShareBackend::Mapped;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_vsock_endpoint_is_a_pipe_named_after_the_state_dir() {
+        let p = vsock_endpoint(std::path::Path::new(r"C:\ProgramData\lcow\state\0123abcd"));
+        assert_eq!(p, PathBuf::from(r"\\.\pipe\lcow-0123abcd"));
+    }
+}
