@@ -62,7 +62,7 @@ rig-test: deps
 	$(CARGO) build -p lcow-fs
 	@scripts/deps.sh fs
 	$(CARGO) build -p lcow-shim
-	tests/run-suite tests/fs/pjdfstest-host tests/rig/selftest tests/rig/smoke tests/rig/vmm-boot tests/rig/disk tests/rig/agent tests/e2e/run tests/e2e/containerd-2.1
+	tests/run-suite tests/fs/pjdfstest-host tests/rig/selftest tests/rig/smoke tests/rig/vmm-boot tests/rig/disk tests/rig/layers tests/rig/agent tests/e2e/run tests/e2e/containerd-2.1
 
 # The share tests in a guest: not part of `make test` while tests/fs/README.md's open problem stands.
 .PHONY: fs-rig-test

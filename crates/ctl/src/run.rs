@@ -1,5 +1,6 @@
-//! `lcow-ctl run`: create a container from the guest's test rootfs, connect its stdio, start
-//! it, stream until it ends, remove it, and return its exit status.
+//! `lcow-ctl run`: create a container from the guest's test rootfs (or from layer disks of
+//! the VM, `--rootfs-disks`), connect its stdio, start it, stream until it ends, remove it, and
+//! return its exit status.
 
 use std::io::{self, Read, Write};
 use std::sync::mpsc;
@@ -13,6 +14,7 @@ use lcow_protocol::agent::{
     Stdio, WaitProcessRequest,
 };
 use lcow_protocol::hybrid::HostStream;
+use lcow_protocol::layers::LayeredRootfs;
 use lcow_protocol::stdio::StreamKind;
 
 use crate::agent::{ctx, rpc_message, Agent, CALL_TIMEOUT};
@@ -51,6 +53,12 @@ pub struct RunArgs {
     /// Options: virtiofs (default) or 9p, the share's protocol; ro. Repeatable.
     #[arg(long, value_name = "TAG:DEST[:OPT,...]", value_parser = share::parse)]
     pub share: Vec<share::Share>,
+    /// Build the rootfs from the VM's disks (`lcow-vmm run --disk`, numbered from 0 in order):
+    /// LAYERS is a comma-separated list of read-only ext4 layer disks, the base layer first;
+    /// SCRATCH the writable ext4 disk that holds the overlay's upper layer. The rootfs is
+    /// writable. Default: the test rootfs in the guest's initramfs.
+    #[arg(long, value_name = "LAYERS:SCRATCH", value_parser = parse_rootfs_disks)]
+    pub rootfs_disks: Option<LayeredRootfs>,
     /// Give the process every capability and a writable rootfs (file-system test suites that
     /// chown, mknod and switch users need it).
     #[arg(long)]
@@ -73,6 +81,18 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(mult))
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{text:?} is not a size like 16M"))
+}
+
+/// Parses `--rootfs-disks LAYERS:SCRATCH` (e.g. `0,1:2`).
+fn parse_rootfs_disks(text: &str) -> Result<LayeredRootfs, String> {
+    let usage = || format!("{text:?} is not LAYERS:SCRATCH, disk numbers like 0,1:2");
+    let (layers, scratch) = text.split_once(':').ok_or_else(usage)?;
+    let number = |d: &str| d.trim().parse::<usize>().map_err(|_| usage());
+    let layers = layers
+        .split(',')
+        .map(number)
+        .collect::<Result<Vec<_>, _>>()?;
+    LayeredRootfs::new(layers, number(scratch)?).map_err(|e| format!("{text:?}: {e}"))
 }
 
 fn default_id() -> String {
@@ -116,8 +136,19 @@ pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
         cwd: args.cwd.clone(),
         shares: args.share.clone(),
         privileged: args.privileged,
+        writable_root: args.rootfs_disks.is_some(),
     })?;
-    let guest_mounts = share::guest_mounts(&args.share)?;
+    let mut guest_mounts = share::guest_mounts(&args.share)?;
+    let rootfs = match &args.rootfs_disks {
+        Some(layers) => {
+            // The layers, scratch and overlay, then the shares.
+            let mut mounts = layers.guest_mounts(&id);
+            mounts.append(&mut guest_mounts);
+            guest_mounts = mounts;
+            LayeredRootfs::rootfs(&id)
+        }
+        None => String::new(),
+    };
     let stdio = Stdio {
         stdin: !args.detach,
         stdout: !args.detach,
@@ -138,6 +169,7 @@ pub fn run(agent: &Agent, args: RunArgs) -> anyhow::Result<u8> {
             &CreateContainerRequest {
                 container_id: id.clone(),
                 oci_spec: spec,
+                rootfs,
                 guest_mounts,
                 stdio: Some(stdio).into(),
                 ..Default::default()
@@ -311,6 +343,15 @@ mod tests {
         assert!(parse_bytes("0").is_err());
         assert!(parse_bytes("M").is_err());
         assert!(parse_bytes("99999999999G").is_err());
+    }
+
+    #[test]
+    fn test_parse_rootfs_disks() {
+        let r = parse_rootfs_disks("0,1:2").unwrap();
+        assert_eq!(r, LayeredRootfs::new(vec![0, 1], 2).unwrap());
+        for bad in ["0,1", "a:2", "0:0", ":1", "0,1:"] {
+            assert!(parse_rootfs_disks(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct RunSpec {
     /// Every capability and a writable rootfs (for file-system suites that chown, mknod and
     /// switch users).
     pub privileged: bool,
+    /// A writable rootfs (a rootfs of layer disks with its own scratch).
+    pub writable_root: bool,
 }
 
 /// Every capability a 6.1 kernel knows.
@@ -100,6 +102,9 @@ pub fn build(run: &RunSpec) -> anyhow::Result<Vec<u8>> {
         spec["process"]["capabilities"] = json!({
             "bounding": caps, "effective": caps, "permitted": caps,
         });
+        spec["root"]["readonly"] = json!(false);
+    }
+    if run.writable_root {
         spec["root"]["readonly"] = json!(false);
     }
     crate::share::add_to_spec(&mut spec, &run.shares)?;

@@ -8,12 +8,14 @@
 //! process is its own raw connection to [`STDIO_PORT`], introduced by a [`stdio::StdioHeader`].
 //!
 //! It also owns the contracts the host programs share: [`vm`] (what `lcow-vmm` is launched with
-//! and what its exit status means) and [`share`] (share protocols, guest mounts and paths).
+//! and what its exit status means), [`share`] (share protocols, guest mounts and paths) and
+//! [`layers`] (a rootfs of layer disks under an overlay).
 
 #![deny(missing_docs)]
 
 pub mod client;
 pub mod hybrid;
+pub mod layers;
 pub mod share;
 pub mod stdio;
 mod sys;

@@ -198,6 +198,9 @@ impl GuestMount {
     /// the kernel ignores MS_RDONLY on the bind itself.
     pub fn apply(&self, sys: &dyn Syscall) -> std::io::Result<()> {
         sys.mkdir_all(&self.target, 0o755)?;
+        for dir in self.overlay_dirs() {
+            sys.mkdir_all(&dir, 0o755)?;
+        }
         sys.mount(
             Some(&self.source),
             &self.target,
@@ -219,6 +222,24 @@ impl GuestMount {
             }
         }
         Ok(())
+    }
+}
+
+impl GuestMount {
+    /// An overlay's `upperdir` and `workdir`, which must exist before it mounts (on a fresh
+    /// scratch disk they do not yet); nothing for other filesystems.
+    fn overlay_dirs(&self) -> Vec<PathBuf> {
+        if self.fstype.as_deref() != Some("overlay") {
+            return Vec::new();
+        }
+        self.data
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|o| o.strip_prefix("upperdir=").or(o.strip_prefix("workdir=")))
+            .filter(|d| d.starts_with('/'))
+            .map(PathBuf::from)
+            .collect()
     }
 }
 
@@ -380,6 +401,34 @@ mod tests {
             if flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC)));
         assert!(matches!(&calls[2], Call::Mount { flags, .. }
             if flags.contains(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)));
+    }
+
+    #[test]
+    fn test_overlay_mount_makes_its_upper_and_work_dirs_first() {
+        let m = GuestMount::parse(&Mount {
+            source: "overlay".into(),
+            target: "/run/lcow/layers/c1/rootfs".into(),
+            fstype: "overlay".into(),
+            options: vec![
+                "lowerdir=/l/1:/l/0".into(),
+                "upperdir=/s/upper".into(),
+                "workdir=/s/work".into(),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+        let sys = RecordingSyscall::default();
+        m.apply(&sys).unwrap();
+        let calls = sys.calls();
+        assert_eq!(
+            calls[..3],
+            [
+                Call::Mkdir("/run/lcow/layers/c1/rootfs".into()),
+                Call::Mkdir("/s/upper".into()),
+                Call::Mkdir("/s/work".into()),
+            ]
+        );
+        assert!(matches!(&calls[3], Call::Mount { fstype: Some(t), .. } if t == "overlay"));
     }
 
     #[test]
