@@ -16,6 +16,7 @@ use serde_json::Value;
 
 mod flags;
 mod host;
+pub mod layers;
 
 #[cfg(test)]
 pub mod fake;

@@ -357,6 +357,7 @@ pub struct FakeLauncher {
     pub sandbox: Arc<FakeSandbox>,
     boots: AtomicUsize,
     fail: Mutex<Option<String>>,
+    disks: Mutex<Vec<lcow_protocol::vm::DiskSpec>>,
 }
 
 impl FakeLauncher {
@@ -366,12 +367,18 @@ impl FakeLauncher {
             sandbox,
             boots: AtomicUsize::new(0),
             fail: Mutex::new(None),
+            disks: Mutex::new(Vec::new()),
         }
     }
 
     /// How many VMs were booted.
     pub fn boots(&self) -> usize {
         self.boots.load(Ordering::Relaxed)
+    }
+
+    /// The disks the last boot gave its VM.
+    pub fn disks(&self) -> Vec<lcow_protocol::vm::DiskSpec> {
+        lock(&self.disks).clone()
     }
 
     /// The next boot fails with `message`.
@@ -381,7 +388,8 @@ impl FakeLauncher {
 }
 
 impl Launcher for FakeLauncher {
-    fn boot(&self, _req: &BootRequest<'_>) -> Result<Arc<dyn Sandbox>> {
+    fn boot(&self, req: &BootRequest<'_>) -> Result<Arc<dyn Sandbox>> {
+        *lock(&self.disks) = req.disks.to_vec();
         if let Some(message) = lock(&self.fail).take() {
             return Err(ShimError::Internal(format!(
                 "cannot boot the vm: {message}"

@@ -29,6 +29,8 @@ pub struct BootRequest<'a> {
     pub id: &'a str,
     /// Create's runtime options (they may name the configuration file).
     pub options: Option<&'a Any>,
+    /// The VM's disks (the first container's layer disks), in order.
+    pub disks: &'a [lcow_protocol::vm::DiskSpec],
 }
 
 /// Boots VMs.
@@ -44,8 +46,10 @@ pub struct ContainerSpec {
     pub id: String,
     /// The OCI spec (JSON) with bind sources already rewritten to guest paths.
     pub oci_spec: Vec<u8>,
-    /// The guest path of the rootfs.
+    /// The guest path of the rootfs (for a rootfs of layer disks: where `layers` puts it).
     pub rootfs: String,
+    /// A rootfs the agent builds from the VM's disks, instead of one in the share.
+    pub layers: Option<lcow_protocol::layers::LayeredRootfs>,
     /// containerd's FIFOs for the init process.
     pub io: HostIo,
 }

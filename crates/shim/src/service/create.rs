@@ -12,10 +12,12 @@ use protobuf::well_known_types::any::Any;
 
 use super::{lock, task_state, Service, TaskState};
 use crate::error::{chain, Result, ShimError};
+use crate::mounts::layers::LayerDisks;
 use crate::process::{timestamp, Container, Process};
 use crate::sandbox::{BootRequest, ContainerSpec, Sandbox};
 use crate::stdio::HostIo;
 use crate::{cleanup, mounts, record};
+use lcow_protocol::layers::LayeredRootfs;
 
 /// How long Delete of a created, never-started container waits for its init to die of the
 /// SIGKILL it sends.
@@ -51,13 +53,25 @@ fn create_args(req: &CreateTaskRequest) -> Result<CreateArgs> {
 }
 
 impl Service {
-    /// The VM, booted for container `id` if there is none yet; whether it was booted now.
-    fn sandbox_for(&self, id: &str, options: Option<&Any>) -> Result<(Arc<dyn Sandbox>, bool)> {
+    /// The VM, booted for container `id` (with `layers`' disks) if there is none yet; whether
+    /// it was booted now.
+    fn sandbox_for(
+        &self,
+        id: &str,
+        options: Option<&Any>,
+        layers: Option<&LayerDisks>,
+    ) -> Result<(Arc<dyn Sandbox>, bool)> {
         let mut slot = lock(&self.sandbox);
         if let Some(sb) = slot.as_ref() {
             if let Some(end) = sb.ended() {
                 return Err(ShimError::FailedPrecondition(format!(
                     "the pod's vm has ended ({end})"
+                )));
+            }
+            if layers.is_some() {
+                return Err(ShimError::FailedPrecondition(format!(
+                    "container {id}'s rootfs is lcow-layer disks and the pod's vm already runs: \
+                     adding disks to a running vm is not supported yet"
                 )));
             }
             return Ok((Arc::clone(sb), false));
@@ -66,6 +80,7 @@ impl Service {
             namespace: &self.namespace,
             id,
             options,
+            disks: layers.map_or(&[], |l| &l.disks[..]),
         })?;
         self.watch_events(&sb);
         *slot = Some(Arc::clone(&sb));
@@ -78,6 +93,7 @@ impl Service {
         sb: &dyn Sandbox,
         args: &CreateArgs,
         req: &CreateTaskRequest,
+        layers: Option<&LayerDisks>,
     ) -> Result<u32> {
         let id = args.id.as_str();
         let spec_path = args.bundle.join("config.json");
@@ -87,8 +103,12 @@ impl Service {
         let mut spec: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| ShimError::InvalidArgument(format!("{}: {e}", spec_path.display())))?;
         let share = (sb.shared_dir(), sb.share_tag());
-        let rootfs = mounts::mount_rootfs(&*self.host, share, id, &args.bundle, &req.rootfs)
-            .map_err(|e| ShimError::internal("cannot prepare the rootfs", &e))?;
+        let rootfs = match layers {
+            // The agent builds it from the VM's disks: nothing to mount on the host.
+            Some(_) => LayeredRootfs::rootfs(id),
+            None => mounts::mount_rootfs(&*self.host, share, id, &args.bundle, &req.rootfs)
+                .map_err(|e| ShimError::internal("cannot prepare the rootfs", &e))?,
+        };
         mounts::share_binds(&*self.host, share, id, &mut spec)
             .map_err(|e| ShimError::internal("cannot share the bind mounts", &e))?;
         let oci_spec = serde_json::to_vec(&spec)
@@ -97,6 +117,7 @@ impl Service {
             id: id.to_owned(),
             oci_spec,
             rootfs,
+            layers: layers.map(|l| l.rootfs.clone()),
             io: args.io.clone(),
         })
     }
@@ -115,9 +136,11 @@ impl Service {
         if lock(&self.containers).contains_key(&args.id) {
             return Err(ShimError::AlreadyExists(format!("container {}", args.id)));
         }
-        let (sb, booted) = self.sandbox_for(&args.id, req.options.as_ref())?;
+        let layers = LayerDisks::parse(&req.rootfs)
+            .map_err(|e| ShimError::InvalidArgument(format!("the rootfs: {e}")))?;
+        let (sb, booted) = self.sandbox_for(&args.id, req.options.as_ref(), layers.as_ref())?;
         record::write(&args.bundle, sb.state_dir(), booted, sb.vmm_pid());
-        let pid = match self.create_in(&*sb, &args, req) {
+        let pid = match self.create_in(&*sb, &args, req, layers.as_ref()) {
             Ok(pid) => pid,
             Err(e) => {
                 tracing::warn!(container_id = %args.id, error = %e, "create failed");

@@ -47,6 +47,15 @@ impl LcowLauncher {
     }
 }
 
+/// The share, then (for a rootfs of layer disks) the layers, scratch and overlay.
+fn guest_mounts(spec: &ContainerSpec, share: agent::Mount) -> Vec<agent::Mount> {
+    let mut out = vec![share];
+    if let Some(layers) = &spec.layers {
+        out.extend(layers.guest_mounts(&spec.id));
+    }
+    out
+}
+
 impl Launcher for LcowLauncher {
     fn boot(&self, req: &BootRequest<'_>) -> Result<Arc<dyn Sandbox>> {
         let named = req.options.and_then(options::config_path);
@@ -54,7 +63,7 @@ impl Launcher for LcowLauncher {
             .map_err(|e| ShimError::internal("cannot read the lcow configuration", &e))?;
         tracing::info!(config = %path.display(), container_id = req.id, "booting a vm");
         let state = super::state_dir(&config.state_dir, req.namespace, req.id);
-        match Vm::boot(&config, &state, req.id) {
+        match Vm::boot(&config, &state, req.id, req.disks) {
             Ok(vm) => Ok(Arc::new(LcowSandbox {
                 vm,
                 host: Arc::clone(&self.host),
@@ -140,7 +149,7 @@ impl Sandbox for LcowSandbox {
                     container_id: spec.id.clone(),
                     oci_spec: spec.oci_spec.clone(),
                     rootfs: spec.rootfs.clone(),
-                    guest_mounts: vec![share.to_agent()],
+                    guest_mounts: guest_mounts(spec, share.to_agent()),
                     stdio: Some(declared(&spec.io)).into(),
                     ..Default::default()
                 },
@@ -379,6 +388,7 @@ mod tests {
                 namespace: "default",
                 id: "c1",
                 options: Some(&options),
+                disks: &[],
             })
             .unwrap_err();
 

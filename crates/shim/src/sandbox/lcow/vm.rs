@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use lcow_protocol::client::{ctx, Agent, ClientError};
 use lcow_protocol::hybrid::HybridError;
-use lcow_protocol::vm::{ConsoleSpec, ShareSpec, VmExit, VmLaunch};
+use lcow_protocol::vm::{ConsoleSpec, DiskSpec, ShareSpec, VmExit, VmLaunch};
 
 use crate::cleanup::{self, CleanupError, STATE_MARKER};
 use crate::config::Config;
@@ -164,7 +164,7 @@ pub fn log_tail(path: &Path) -> String {
 
 impl Vm {
     /// The launch file for the VM of container `id` in `state`.
-    pub fn launch(config: &Config, state: &Path, id: &str) -> VmLaunch {
+    pub fn launch(config: &Config, state: &Path, id: &str, disks: &[DiskSpec]) -> VmLaunch {
         let console = if config.console_log_dir.as_os_str().is_empty() {
             ConsoleSpec::Off
         } else {
@@ -189,7 +189,7 @@ impl Vm {
                 backend: sys::SHARE_BACKEND,
                 protocol: config.share_protocol,
             }],
-            disks: Vec::new(),
+            disks: disks.to_vec(),
             log: None,
             // The vmm's milestones (devices ready, guest started, how it ended) in vmm.log.
             log_filter: Some(std::env::var("LCOW_VMM_LOG").unwrap_or_else(|_| "info".to_owned())),
@@ -197,7 +197,13 @@ impl Vm {
     }
 
     /// Boots a VM for the container `id` in `state` and waits for its agent.
-    pub fn boot(config: &Config, state: &Path, id: &str) -> Result<Self, VmError> {
+    /// `disks` are the VM's disks in order (a rootfs's layers and scratch).
+    pub fn boot(
+        config: &Config,
+        state: &Path,
+        id: &str,
+        disks: &[DiskSpec],
+    ) -> Result<Self, VmError> {
         require("VMM", "vmm", &config.vmm)?;
         require("guest kernel", "kernel", &config.kernel)?;
         require("guest initramfs", "initramfs", &config.initramfs)?;
@@ -213,7 +219,7 @@ impl Vm {
             path: marker,
             source,
         })?;
-        let launch = Self::launch(config, state, id);
+        let launch = Self::launch(config, state, id, disks);
         let launch_path = state.join("launch.json");
         serde_json::to_vec_pretty(&launch)
             .map_err(std::io::Error::other)
@@ -414,7 +420,7 @@ mod tests {
             kernel: dir.path().join("none"),
             ..Config::default()
         };
-        let e = Vm::boot(&config, &dir.path().join("s"), "c1").unwrap_err();
+        let e = Vm::boot(&config, &dir.path().join("s"), "c1", &[]).unwrap_err();
         assert!(e.to_string().contains("guest kernel"), "{e}");
         assert!(e.to_string().contains("`kernel`"), "{e}");
     }
@@ -441,7 +447,7 @@ mod tests {
     fn test_boot_reports_vmm_exit_with_log() {
         let dir = tempfile::tempdir().unwrap();
         let config = scripted_vmm(dir.path(), "#!/bin/sh\necho 'no kvm here' >&2\nexit 1\n");
-        let e = Vm::boot(&config, &dir.path().join("s"), "c1").unwrap_err();
+        let e = Vm::boot(&config, &dir.path().join("s"), "c1", &[]).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -471,7 +477,7 @@ mod tests {
                 "#!/bin/sh\n[ \"$1 $2\" = \"run --launch\" ] && [ -s \"$3\" ] || exit 2\nexit 4\n",
             )
         };
-        let e = Vm::boot(&config, &dir.path().join("s"), "c1").unwrap_err();
+        let e = Vm::boot(&config, &dir.path().join("s"), "c1", &[]).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -499,7 +505,17 @@ mod tests {
             console_log_dir: PathBuf::from("/var/log/lcow"),
             ..Config::default()
         };
-        let l = Vm::launch(&config, Path::new("/run/lcow/ab"), "c1");
+        let disk = DiskSpec {
+            path: "/layers/base/layer.vhd".into(),
+            read_only: true,
+        };
+        let l = Vm::launch(
+            &config,
+            Path::new("/run/lcow/ab"),
+            "c1",
+            std::slice::from_ref(&disk),
+        );
+        assert_eq!(l.disks, [disk]);
         assert_eq!((l.memory_mib, l.vcpus), (512, 2));
         assert_eq!(
             l.vsock.as_deref(),

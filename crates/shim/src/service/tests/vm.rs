@@ -108,3 +108,95 @@ fn test_joined_container_failing_keeps_the_pod_vm() {
     assert!(h.host_leftovers("app").is_empty());
     h.start("sandbox", "").unwrap();
 }
+
+/// containerd's `lcow-layer` rootfs for container `id`: a scratch directory with its
+/// `sandbox.vhdx` and two layer directories (containerd's order: the top first).
+fn lcow_layer_rootfs(h: &Harness, id: &str) -> Vec<containerd_shim_protos::api::Mount> {
+    let root = h.dir.path().join("layers").join(id);
+    let mut parents = Vec::new();
+    for name in ["top", "base"] {
+        let d = root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("layer.vhd"), "").unwrap();
+        parents.push(d.display().to_string());
+    }
+    let scratch = root.join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(scratch.join("sandbox.vhdx"), "").unwrap();
+    vec![containerd_shim_protos::api::Mount {
+        type_: "lcow-layer".into(),
+        source: scratch.display().to_string(),
+        options: vec![
+            "rw".into(),
+            format!(
+                "parentLayerPaths={}",
+                serde_json::to_string(&parents).unwrap()
+            ),
+        ],
+        ..Default::default()
+    }]
+}
+
+#[test]
+fn test_lcow_layer_rootfs_becomes_the_vms_disks_and_the_agents_overlay() {
+    let h = Harness::new();
+    let mut req = h.create_request("c1", &serde_json::json!({}));
+    req.rootfs = lcow_layer_rootfs(&h, "c1");
+
+    h.service.do_create(&req).unwrap();
+
+    let disks = h.launcher.disks();
+    let names: Vec<_> = disks
+        .iter()
+        .map(|d| {
+            let p = d.path.strip_prefix(h.dir.path().join("layers/c1")).unwrap();
+            (p.display().to_string().replace('\\', "/"), d.read_only)
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("base/layer.vhd".to_owned(), true),
+            ("top/layer.vhd".to_owned(), true),
+            ("scratch/sandbox.vhdx".to_owned(), false),
+        ]
+    );
+    let spec = h.vm().spec("c1").unwrap();
+    assert_eq!(spec.rootfs, "/run/lcow/layers/c1/rootfs");
+    assert_eq!(
+        spec.layers,
+        Some(lcow_protocol::layers::LayeredRootfs::new(vec![0, 1], 2).unwrap())
+    );
+    assert!(h.host.calls().is_empty(), "nothing is mounted on the host");
+}
+
+#[test]
+fn test_lcow_layer_rootfs_joining_a_running_vm_is_refused_by_name() {
+    let h = Harness::new();
+    h.create("sandbox");
+    let mut req = h.create_request("app", &serde_json::json!({}));
+    req.rootfs = lcow_layer_rootfs(&h, "app");
+
+    let e = h.service.do_create(&req).unwrap_err();
+
+    assert!(matches!(e, ShimError::FailedPrecondition(_)), "{e}");
+    assert!(
+        e.to_string().contains("adding disks to a running vm"),
+        "{e}"
+    );
+    h.start("sandbox", "").unwrap();
+}
+
+#[test]
+fn test_lcow_layer_rootfs_with_a_missing_disk_is_invalid() {
+    let h = Harness::new();
+    let mut req = h.create_request("c1", &serde_json::json!({}));
+    req.rootfs = lcow_layer_rootfs(&h, "c1");
+    std::fs::remove_file(h.dir.path().join("layers/c1/top/layer.vhd")).unwrap();
+
+    let e = h.service.do_create(&req).unwrap_err();
+
+    assert!(matches!(e, ShimError::InvalidArgument(_)), "{e}");
+    assert!(e.to_string().contains("layer.vhd"), "{e}");
+    assert_eq!(h.launcher.boots(), 0);
+}
