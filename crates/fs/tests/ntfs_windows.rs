@@ -26,7 +26,7 @@ fn fx() -> Fx {
         .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::TempDir::new_in(base).unwrap();
     let root = WinNt::open_dir(dir.path()).unwrap();
-    let fs = Ntfs::new(WinNt, root, Config::default()).unwrap();
+    let fs = Ntfs::new(WinNt::new(), root, Config::default()).unwrap();
     Fx { fs, _dir: dir }
 }
 

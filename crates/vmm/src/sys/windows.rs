@@ -63,7 +63,7 @@ pub(crate) fn share_device(
         read_only: share.read_only,
         ..ntfs::Config::default()
     };
-    let backend = ntfs::Ntfs::new(WinNt, root, config).map_err(open_error)?;
+    let backend = ntfs::Ntfs::new(WinNt::new(), root, config).map_err(open_error)?;
     crate::virtio::share_device(share, backend)
 }
 

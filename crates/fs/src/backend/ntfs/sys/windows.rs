@@ -88,9 +88,29 @@ impl Drop for NtHandle {
     }
 }
 
-/// The NT file calls of the host.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct WinNt;
+/// The NT file calls of the host, for one share. The share never leaves its volume (reparse
+/// points, volume mount points included, are opened, never followed), so the volume's serial
+/// number is asked once and kept.
+#[derive(Debug, Default)]
+pub struct WinNt {
+    serial: std::sync::OnceLock<u64>,
+}
+
+impl WinNt {
+    /// The calls for a new share.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The volume serial of `file`'s volume, asked on the first call.
+    fn volume_serial(&self, file: &NtHandle) -> NtResult<u64> {
+        if let Some(&serial) = self.serial.get() {
+            return Ok(serial);
+        }
+        let serial = Self::serial(file)?;
+        Ok(*self.serial.get_or_init(|| serial))
+    }
+}
 
 fn check(status: NTSTATUS) -> NtResult<()> {
     if status < 0 {
@@ -379,7 +399,7 @@ impl Nt for WinNt {
             Err(s) => return Err(s),
         };
         Ok(Info {
-            volume: Self::serial(file)?,
+            volume: self.volume_serial(file)?,
             file_id: st.FileId as u64,
             attributes: st.FileAttributes,
             reparse_tag: st.ReparseTag,

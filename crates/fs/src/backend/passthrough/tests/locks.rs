@@ -133,6 +133,21 @@ fn test_setlk_range_beyond_off_t_einval(config: Config) {
     assert_eq!(errno(r), libc::EINVAL);
 }
 
+/// A host process's own open of the share's `name`, and a write lock request on the whole
+/// file for it to try.
+fn host_write_lock(fx: &Fixture, name: &str) -> (std::fs::File, libc::flock) {
+    let host = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(fx.share.join(name))
+        .unwrap();
+    // SAFETY: `flock` is plain data; all-zero is valid.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    (host, fl)
+}
+
 #[test]
 fn test_setlk_lock_is_real_on_host() {
     let fx = Fixture::new();
@@ -142,15 +157,7 @@ fn test_setlk_lock_is_real_on_host() {
         .setlk(a, &lock(LockType::Write, 0, 0, 1), false)
         .unwrap();
     // A host process opening the file independently sees the lock.
-    let host = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(fx.share.join("f"))
-        .unwrap();
-    // SAFETY: `flock` is plain data; all-zero is valid.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    let (host, mut fl) = host_write_lock(&fx, "f");
     // SAFETY: `fl` is a valid, writable flock; the descriptor is open.
     let ret = unsafe { libc::fcntl(host.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
     assert_eq!(ret, 0);
@@ -219,15 +226,7 @@ fn test_server_locks_are_not_the_hosts() {
         libc::EAGAIN
     );
     // The host holds nothing: a host process may take the whole file.
-    let host = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(fx.share.join("f"))
-        .unwrap();
-    // SAFETY: `flock` is plain data; all-zero is valid.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    let (host, fl) = host_write_lock(&fx, "f");
     // SAFETY: `fl` is a valid flock; the descriptor is open.
     let ret = unsafe { libc::fcntl(host.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
     assert_eq!(ret, 0, "{}", std::io::Error::last_os_error());
